@@ -1,0 +1,18 @@
+/// Explicit limits, same names and values as src/PagedKv/Limits.cs.
+module PagedKv.Spec.Limits
+
+/// Largest block count of an allocator.
+[<Literal>]
+let maxCapacity = 16777216
+
+/// Largest reference count of a block (the original's u16).
+[<Literal>]
+let maxRefCount = 65535
+
+/// Largest block table of one sequence.
+[<Literal>]
+let maxBlocksPerSeq = 1048576
+
+/// Largest number of tokens in one block.
+[<Literal>]
+let maxBlockSize = 65536

@@ -1,0 +1,116 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+
+namespace PagedKv.Allocation;
+
+/// <summary>
+/// The allocator's invariants, each named once. <see cref="BlockAllocator.Validate"/> checks
+/// them; Debug builds assert them after every mutation. The F# spec's <c>Allocator.invariants</c>
+/// states the same properties of the model under the same names.
+/// </summary>
+public static class AllocatorInvariants
+{
+    /// <summary>Every block id held anywhere (free list, hash table) is in [0, capacity).</summary>
+    public const string IdsInRange = "ids-in-range";
+
+    /// <summary>Free-list entries are distinct and are exactly the blocks with ref count 0.</summary>
+    public const string FreeListIsRefZero = "free-list-is-ref-zero";
+
+    /// <summary>free + live = capacity.</summary>
+    public const string FreePlusLive = "free-plus-live";
+
+    /// <summary>hash → block and block → hash are inverse bijections.</summary>
+    public const string HashBijection = "hash-bijection";
+
+    /// <summary>in use ≤ peak ≤ capacity, and peak never decreases (checked across mutations).</summary>
+    public const string PeakBounds = "peak-bounds";
+}
+
+/// <summary>Full observable state: what the differential tests compare with the spec.</summary>
+/// <param name="FreeList">Free blocks, bottom → top.</param>
+/// <param name="RefCounts">Ref count of every block, by id.</param>
+/// <param name="HashTable">(hash, block) pairs, ascending by hash.</param>
+public sealed record AllocatorSnapshot(
+    int Capacity,
+    int[] FreeList,
+    int[] RefCounts,
+    (ulong Hash, int Block)[] HashTable,
+    int PeakInUse);
+
+public sealed partial class BlockAllocator
+{
+    /// <summary>A copy of the full observable state.</summary>
+    public AllocatorSnapshot Snapshot() => new(
+        Capacity,
+        free.Order.ToArray(),
+        refCounts.Select(r => (int)r).ToArray(),
+        hashToBlock.OrderBy(kv => kv.Key).Select(kv => (kv.Key, kv.Value)).ToArray(),
+        PeakInUse);
+
+    /// <summary>Checks every invariant; throws <see cref="InvariantViolationException"/> naming
+    /// the first that fails. Always on (not only in Debug).</summary>
+    public void Validate()
+    {
+        if (FirstViolation() is (string name, string detail))
+        {
+            throw new InvariantViolationException(name, detail);
+        }
+    }
+
+    [Conditional("DEBUG")]
+    private void AssertInvariants(int peakBefore)
+    {
+        Debug.Assert(PeakInUse >= peakBefore, $"{AllocatorInvariants.PeakBounds}: peak fell from {peakBefore} to {PeakInUse}");
+        var violation = FirstViolation();
+        Debug.Assert(violation is null, $"{violation?.Name}: {violation?.Detail}");
+    }
+
+    private (string Name, string Detail)? FirstViolation()
+    {
+        IReadOnlyList<int> order = free.Order;
+        foreach (int block in order.Concat(hashToBlock.Values))
+        {
+            if ((uint)block >= (uint)Capacity)
+            {
+                return (AllocatorInvariants.IdsInRange, $"block {block} held but capacity is {Capacity}");
+            }
+        }
+
+        var onFreeList = new bool[Capacity];
+        foreach (int block in order)
+        {
+            if (onFreeList[block] || refCounts[block] != 0)
+            {
+                return (AllocatorInvariants.FreeListIsRefZero,
+                    $"block {block} on the free list twice or with ref_count {refCounts[block]}");
+            }
+            onFreeList[block] = true;
+        }
+        int live = refCounts.Count(r => r > 0);
+        if (order.Count != free.Count || order.Count + live != Capacity)
+        {
+            return (AllocatorInvariants.FreePlusLive, $"free {free.Count} + live {live} != capacity {Capacity}");
+        }
+
+        foreach (var (hash, block) in hashToBlock)
+        {
+            if (blockToHash[block] != hash)
+            {
+                return (AllocatorInvariants.HashBijection, $"hash {hash} → block {block} but block → {blockToHash[block]}");
+            }
+        }
+        int reverse = blockToHash.Count(h => h.HasValue);
+        if (reverse != hashToBlock.Count)
+        {
+            return (AllocatorInvariants.HashBijection, $"{reverse} blocks have a hash but the table has {hashToBlock.Count}");
+        }
+
+        if (PeakInUse < InUse || PeakInUse > Capacity)
+        {
+            return (AllocatorInvariants.PeakBounds, $"peak {PeakInUse}, in use {InUse}, capacity {Capacity}");
+        }
+        return null;
+    }
+}

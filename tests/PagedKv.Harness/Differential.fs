@@ -1,0 +1,136 @@
+/// The differential runner: one history through the spec and a system under test side by side,
+/// comparing after every step the outcome, the full observable state, the implementation's own
+/// Validate(), the spec's invariants, and — after a failed op — that nothing changed.
+module PagedKv.Harness.Differential
+
+open System
+open System.Collections.Generic
+open FsCheck
+open FsCheck.FSharp
+open PagedKv.Spec
+
+type Failure =
+    { Step: int
+      Reason: string
+      /// The concrete history up to and including the failing op, in the replay protocol.
+      Protocol: string list }
+
+    member f.Report =
+        let lines = f.Protocol |> List.mapi (fun i l -> sprintf "%4d  %s" i l)
+        sprintf "step %d: %s\nhistory (replay protocol; paste the JSON into `replay`):\n%s" f.Step f.Reason (String.Join("\n", lines))
+
+type RunResult =
+    { Ops: int
+      /// Ops that ended in a Fault (misuse), as opposed to a value or Exhausted.
+      Invalid: int
+      /// How often each kind of event happened (faults by case, exhausted, hits, …).
+      Events: Map<string, int>
+      Failure: Failure option }
+
+let private caseName (x: obj) = (sprintf "%A" x).Split(' ')[0]
+
+/// The kind of event an op was, judged on the spec's state before it.
+let classify (s: Allocator.State) (op: Op) (outcome: Outcome<Reply>) =
+    match outcome, op with
+    | Error(Fault f), _ -> "fault:" + caseName f
+    | Error Exhausted, _ -> "exhausted"
+    | Ok(Hit None), _ -> "hash-miss"
+    | Ok(Hit(Some b)), _ -> if Allocator.refCount s b = 0 then "hash-resurrect" else "hash-hit-live"
+    | Ok _, RegisterBlockHash(b, h) ->
+        match Map.tryFind h s.Hashes, Allocator.hashOf s b with
+        | Some holder, _ when holder = b -> "register-same"
+        | Some _, _ -> "register-collision"
+        | None, Some _ -> "register-replace"
+        | None, None -> "register-new"
+    | Ok _, Allocate
+    | Ok _, AllocateN _ when Allocator.freeCount s > 0 && not s.Hashes.IsEmpty -> "allocate-with-soft-free"
+    | Ok _, AcquireMany bs when bs.Length >= Limits.maxRefCount - 1 -> "acquire-bulk"
+    | Ok _, _ -> caseName op
+
+let private describe (o: Outcome<Reply>) = Op.outcomeJson o
+
+/// Runs history h; the first divergence ends the run and is reported.
+let run (makeSut: int -> ISut) (h: History) : RunResult =
+    match Allocator.create h.Capacity with
+    | Error f -> failwithf "history capacity %d is invalid: %A" h.Capacity f
+    | Ok model0 ->
+        let sut = makeSut h.Capacity
+        let protocol = Collections.Generic.List<string>([ Op.toJson (New h.Capacity) ])
+        let events = Collections.Generic.Dictionary<string, int>()
+        let mutable model = model0
+        let mutable invalid = 0
+        let mutable failure = None
+        let fail step reason = failure <- Some { Step = step; Reason = reason; Protocol = List.ofSeq protocol }
+        let checkState step (before: Allocator.Snapshot option) =
+            let actual = sut.Snapshot()
+            let expected = Allocator.snapshot model
+            if actual <> expected then
+                fail step (sprintf "state differs\n  spec:           %A\n  implementation: %A" expected actual)
+            else
+                match before with
+                | Some b when b <> actual -> fail step (sprintf "a failed op changed the state\n  before: %A\n  after:  %A" b actual)
+                | _ ->
+                    match Allocator.violations model with
+                    | [] ->
+                        try sut.Validate() with e -> fail step (sprintf "Validate() threw: %s" e.Message)
+                    | broken -> fail step (sprintf "the spec broke its own invariants %A" broken)
+        checkState 0 None
+        let mutable step = 0
+        let mutable rest = h.Ops
+        while failure.IsNone && not rest.IsEmpty do
+            step <- step + 1
+            let op = History.resolve model rest.Head
+            rest <- rest.Tail
+            protocol.Add(Op.toJson op)
+            let expected, model' = Model.step op model
+            let before = match expected with Error _ -> Some(sut.Snapshot()) | Ok _ -> None
+            let actual = try Choice1Of2(sut.Step op) with e -> Choice2Of2 e
+            match actual with
+            | Choice2Of2 e -> fail step (sprintf "implementation threw %s: %s" (e.GetType().Name) e.Message)
+            | Choice1Of2 actual when actual <> expected ->
+                fail step (sprintf "outcome differs\n  spec:           %s\n  implementation: %s" (describe expected) (describe actual))
+            | Choice1Of2 _ ->
+                let event = classify model op expected
+                events[event] <- events.GetValueOrDefault(event) + 1
+                match expected with
+                | Error(Fault _) -> invalid <- invalid + 1
+                | _ -> ()
+                model <- model'
+                checkState step before
+        { Ops = step
+          Invalid = invalid
+          Events = events |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+          Failure = failure }
+
+/// Thread-safe running totals over many runs.
+type Totals() =
+    let gate = obj ()
+    let mutable histories = 0
+    let mutable ops = 0L
+    let mutable invalid = 0L
+    let mutable events = Map.empty<string, int64>
+
+    member _.Add(r: RunResult) =
+        lock gate (fun () ->
+            histories <- histories + 1
+            ops <- ops + int64 r.Ops
+            invalid <- invalid + int64 r.Invalid
+            for KeyValue(k, v) in r.Events do
+                events <- events.Add(k, (events.TryFind k |> Option.defaultValue 0L) + int64 v))
+
+    member _.Histories = histories
+    member _.Ops = ops
+    member _.Invalid = invalid
+    member _.Events = events
+    member _.InvalidShare = if ops = 0L then 0.0 else float invalid / float ops
+
+/// The stateful property: history h runs without divergence. Each run is added to totals.
+let property (makeSut: int -> ISut) (totals: Totals) (h: History) : Property =
+    let r = run makeSut h
+    totals.Add r
+    match r.Failure with
+    | None -> Prop.ofTestable true
+    | Some f -> Prop.label f.Report (Prop.ofTestable false)
+
+/// The reference implementation with the original's policy.
+let reference: int -> ISut = fun capacity -> AllocatorSut(capacity) :> ISut

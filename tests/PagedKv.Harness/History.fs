@@ -1,0 +1,156 @@
+/// Random histories. Operations are generated abstractly — block ids as indexes into the
+/// model's live or free blocks at the moment the op runs — and resolved against the model,
+/// so that removing an op while shrinking keeps the rest meaningful and argument shrinking
+/// works too.
+namespace PagedKv.Harness
+
+open System
+open FsCheck
+open FsCheck.FSharp
+open PagedKv.Spec
+
+type Pick =
+    /// The i-th live block (ascending, modulo their number); a raw id when none is live.
+    | Live of int
+    /// The i-th free block (ascending, modulo their number); a raw id when none is free.
+    | Freed of int
+    /// This id as it is: possibly out of range.
+    | Raw of int
+
+type AOp =
+    | GNew of capacity: int
+    | GAllocate
+    | GAllocateN of n: int
+    | GFree of Pick list
+    | GAcquire of Pick
+    | GAcquireMany of (Pick * int) list
+    | GRegister of Pick * hash: int
+    | GTryAcquire of hash: int
+    | GRefCount of Pick
+    | GQuery of int
+
+type History = { Capacity: int; Ops: AOp list }
+
+module History =
+    /// A few hashes, so that hits, resurrections, re-registrations and collisions are common.
+    let hashPool =
+        [| 0UL; 1UL; 0xDEADBEEFUL; UInt64.MaxValue; 0x8000000000000000UL
+           SipHash.blockHash 0UL [ 1u; 2u; 3u; 4u ]; 42UL; 0x0123456789ABCDEFUL |]
+
+    let hashAt i = hashPool[((i % hashPool.Length) + hashPool.Length) % hashPool.Length]
+
+    let private nth (xs: int list) i fallback =
+        if xs.IsEmpty then fallback else xs[((i % xs.Length) + xs.Length) % xs.Length]
+
+    let resolvePick (s: Allocator.State) (p: Pick) =
+        let live = [ for b in 0 .. s.Capacity - 1 do if Allocator.refCount s b > 0 then b ]
+        match p with
+        | Live i -> nth live i i
+        | Freed i -> nth (List.sort s.FreeList) i i
+        | Raw i -> i
+
+    /// The concrete op an abstract op stands for in state s.
+    let resolve (s: Allocator.State) (op: AOp) : Op =
+        let pick = resolvePick s
+        match op with
+        | GNew c -> New c
+        | GAllocate -> Allocate
+        | GAllocateN n -> AllocateN n
+        | GFree ps -> Free(List.map pick ps)
+        | GAcquire p -> Acquire(pick p)
+        | GAcquireMany ps -> AcquireMany(ps |> List.collect (fun (p, k) -> List.replicate k (pick p)))
+        | GRegister(p, h) -> RegisterBlockHash(pick p, hashAt h)
+        | GTryAcquire h -> TryAcquireByHash(hashAt h)
+        | GRefCount p -> RefCount(pick p)
+        | GQuery 0 -> FreeCount
+        | GQuery 1 -> Capacity
+        | GQuery 2 -> PeakInUse
+        | GQuery _ -> HashTableSize
+
+    let private genPick (capacity: int) =
+        Gen.frequency
+            [ 80, Gen.choose (0, 1000) |> Gen.map Live
+              12, Gen.choose (0, 1000) |> Gen.map Freed
+              8, Gen.choose (-3, capacity + 3) |> Gen.map Raw ]
+
+    let genCapacity =
+        Gen.frequency
+            [ 10, Gen.choose (0, 4)
+              60, Gen.choose (1, 16)
+              22, Gen.choose (17, 64)
+              3, Gen.choose (65, 4096) ]
+
+    let genOp (capacity: int) : Gen<AOp> =
+        let pick = genPick capacity
+        let hash = Gen.choose (0, hashPool.Length - 1)
+        let bulk =
+            Gen.frequency
+                [ 97, Gen.choose (1, 3)
+                  3, Gen.elements [ Limits.maxRefCount - 1; Limits.maxRefCount; Limits.maxRefCount + 1 ] ]
+        Gen.frequency
+            [ 18, Gen.constant GAllocate
+              7, Gen.frequency [ 85, Gen.choose (0, 4); 10, Gen.choose (0, capacity + 2); 5, Gen.choose (-3, -1) ] |> Gen.map GAllocateN
+              18, Gen.choose (1, 3) |> Gen.bind (fun n -> Gen.listOfLength n pick) |> Gen.map GFree
+              6, pick |> Gen.map GAcquire
+              4, Gen.choose (1, 3) |> Gen.bind (fun n -> Gen.listOfLength n (Gen.zip pick bulk)) |> Gen.map GAcquireMany
+              14, Gen.zip pick hash |> Gen.map GRegister
+              14, hash |> Gen.map GTryAcquire
+              4, pick |> Gen.map GRefCount
+              4, Gen.choose (0, 3) |> Gen.map GQuery
+              1, Gen.frequency [ 3, genCapacity; 1, Gen.elements [ -1; Limits.maxCapacity + 1; Int32.MinValue ] ] |> Gen.map GNew ]
+
+    /// Histories of 1–200 ops on a capacity drawn by genCapacity.
+    let gen: Gen<History> =
+        gen {
+            let! capacity = genCapacity
+            let! length = Gen.choose (1, 200)
+            let! ops = Gen.listOfLength length (genOp capacity)
+            return { Capacity = capacity; Ops = ops }
+        }
+
+    let private shrinkInt (n: int) = seq { if n <> 0 then yield 0; if abs n > 1 then yield n / 2 }
+
+    let private shrinkPick p =
+        match p with
+        | Live i -> shrinkInt i |> Seq.map Live
+        | Freed i -> Seq.append (Seq.singleton (Live i)) (shrinkInt i |> Seq.map Freed)
+        | Raw i -> Seq.append (Seq.singleton (Live 0)) (shrinkInt i |> Seq.map Raw)
+
+    let private removals (xs: 'a list) = seq { if xs.Length > 1 then for i in 0 .. xs.Length - 1 -> List.removeAt i xs }
+
+    let private shrinkOp op =
+        match op with
+        | GAllocateN n -> shrinkInt n |> Seq.map GAllocateN
+        | GFree ps -> Seq.append (removals ps) (ps |> Seq.mapi (fun i p -> shrinkPick p |> Seq.map (fun p' -> List.updateAt i p' ps)) |> Seq.concat) |> Seq.map GFree
+        | GAcquire p -> shrinkPick p |> Seq.map GAcquire
+        | GAcquireMany ps ->
+            let smaller = ps |> Seq.mapi (fun i (p, k) -> Seq.append (shrinkPick p |> Seq.map (fun p' -> p', k)) (shrinkInt k |> Seq.filter ((<) 0) |> Seq.map (fun k' -> p, k')) |> Seq.map (fun x -> List.updateAt i x ps)) |> Seq.concat
+            Seq.append (removals ps) smaller |> Seq.map GAcquireMany
+        | GRegister(p, h) -> Seq.append (shrinkPick p |> Seq.map (fun p' -> GRegister(p', h))) (shrinkInt h |> Seq.map (fun h' -> GRegister(p, h')))
+        | GTryAcquire h -> shrinkInt h |> Seq.map GTryAcquire
+        | GRefCount p -> shrinkPick p |> Seq.map GRefCount
+        | GNew c -> shrinkInt c |> Seq.map GNew
+        | GAllocate | GQuery _ -> Seq.empty
+
+    /// Shorter histories first (halves, quarters, … single ops), then a smaller capacity,
+    /// then simpler arguments.
+    let shrink (h: History) : seq<History> =
+        seq {
+            let n = h.Ops.Length
+            let mutable chunk = n / 2
+            while chunk >= 1 do
+                for start in 0..chunk .. n - chunk do
+                    yield { h with Ops = List.take start h.Ops @ List.skip (start + chunk) h.Ops }
+                chunk <- chunk / 2
+            if h.Capacity > 0 then
+                yield { h with Capacity = h.Capacity / 2 }
+                yield { h with Capacity = h.Capacity - 1 }
+            for i in 0 .. n - 1 do
+                for op' in shrinkOp h.Ops[i] do
+                    yield { h with Ops = List.updateAt i op' h.Ops }
+        }
+
+    let arb: Arbitrary<History> = Arb.fromGenShrink (gen, shrink)
+
+type HistoryArb =
+    static member History() = History.arb

@@ -1,0 +1,185 @@
+/// The replay protocol (docs/protocol.md): the original's recorded traces, random histories
+/// through the protocol against the spec, and malformed lines.
+module PagedKv.Tests.ProtocolTests
+
+open System
+open System.IO
+open System.Text.Json
+open System.Text.Json.Nodes
+open Xunit
+open FsCheck
+open FsCheck.FSharp
+open FsCheck.Xunit
+open PagedKv.Cli.Replay
+open PagedKv.Spec
+open PagedKv.Harness
+
+let traceFiles =
+    Directory.GetFiles(Path.Combine(Settings.sharedDir, "vectors", "ferrum-traces"), "*.jsonl") |> Array.sort
+
+let private node (s: string) = JsonNode.Parse s
+
+/// A response, compared as the protocol says: `ok` values exactly, errors by kind (msg aside).
+let private comparable (response: JsonNode) =
+    let o = response.AsObject()
+    match o["err"] with
+    | null when o.ContainsKey "ok" -> "ok " + (match o["ok"] with null -> "null" | v -> v.ToJsonString())
+    | null -> failwithf "neither ok nor err: %s" (o.ToJsonString())
+    | err -> "err " + err.GetValue<string>()
+
+let private hashField (e: JsonElement) =
+    match e.ValueKind with
+    | JsonValueKind.String -> UInt64.Parse(e.GetString())
+    | _ -> e.GetUInt64()
+
+/// The trace's op as a harness Op, to run it through the spec too.
+let private toOp (e: JsonElement) =
+    let int' (name: string) = e.GetProperty(name).GetInt32()
+    let ints (name: string) = [ for x in e.GetProperty(name).EnumerateArray() -> x.GetInt32() ]
+    match e.GetProperty("op").GetString() with
+    | "new" -> New(int' "capacity")
+    | "allocate" -> Allocate
+    | "allocate_n" -> AllocateN(int' "n")
+    | "free" -> Free(ints "blocks")
+    | "acquire" -> Acquire(int' "block")
+    | "acquire_many" -> AcquireMany(ints "blocks")
+    | "register_block_hash" -> RegisterBlockHash(int' "block", hashField (e.GetProperty "hash"))
+    | "try_acquire_by_hash" -> TryAcquireByHash(hashField (e.GetProperty "hash"))
+    | "ref_count" -> RefCount(int' "block")
+    | "free_count" -> FreeCount
+    | "capacity" -> Capacity
+    | "peak_in_use" -> PeakInUse
+    | "hash_table_size" -> HashTableSize
+    | other -> failwithf "unknown trace op %s" other
+
+let traces = traceFiles |> Array.map (fun f -> [| box (Path.GetFileName f) |])
+
+[<Theory; MemberData(nameof traces)>]
+let ``the original's trace replays with identical outs, through the protocol and through the spec`` (file: string) =
+    let session = ReplaySession()
+    let mutable model = None
+    let lines = File.ReadAllLines(Path.Combine(Settings.sharedDir, "vectors", "ferrum-traces", file)) |> Array.filter (fun l -> l.Trim() <> "")
+    Assert.True(lines.Length >= 100)
+    for i, line in Array.indexed lines do
+        let entry = node line
+        let request = entry["in"].ToJsonString()
+        let expected = comparable entry["out"]
+        let response = session.Handle request
+        Assert.True((expected = comparable (node response)), sprintf "%s line %d: %s → expected %s, protocol gave %s" file (i + 1) request expected response)
+        let op = toOp (JsonDocument.Parse(request).RootElement)
+        let outcome, state =
+            match model, op with
+            | _, New c -> (match Allocator.create c with Ok s -> Ok Done, Some s | Error f -> Error(Fault f), model)
+            | Some s, op -> let o, s' = Model.step op s in o, Some s'
+            | None, _ -> failwith "trace op before new"
+        model <- state
+        Assert.True((expected = comparable (node (Op.outcomeJson outcome))), sprintf "%s line %d: %s → expected %s, spec gave %s" file (i + 1) request expected (Op.outcomeJson outcome))
+
+/// Random histories, rendered as protocol lines, give exactly the spec's responses, and the
+/// `state` op reports exactly the spec's state after every line.
+[<Property(Arbitrary = [| typeof<HistoryArb> |], MaxTest = 60)>]
+let ``protocol responses equal the spec's on random histories`` (h: History) =
+    let session = ReplaySession()
+    let state0 = Allocator.create h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f)
+    session.Handle(Op.toJson (New h.Capacity)) |> ignore
+    let stateJson (s: Allocator.State) =
+        let snap = Allocator.snapshot s
+        let ints (xs: int list) = "[" + String.Join(",", xs) + "]"
+        let table = snap.HashTable |> List.map (fun (hash, b) -> sprintf """{"hash":"%d","block":%d}""" hash b)
+        sprintf """{"ok":{"capacity":%d,"free_list":%s,"ref_counts":%s,"hash_table":[%s],"peak_in_use":%d}}"""
+            snap.Capacity (ints snap.FreeList) (ints snap.RefCounts) (String.Join(",", table)) snap.PeakInUse
+    h.Ops
+    |> List.fold (fun (model, ok) aop ->
+        let op = History.resolve model aop
+        let expected, model' = Model.step op model
+        let response = session.Handle(Op.toJson op)
+        let same = comparable (node response) = comparable (node (Op.outcomeJson expected))
+        let sameState = session.Handle """{"op":"state"}""" = stateJson model'
+        model', ok && same && sameState) (state0, true)
+    |> snd
+
+let malformed =
+    [ "", "not json"
+      "{", "truncated JSON"
+      "[1,2]", "not an object"
+      """{"capacity":3}""", "no op"
+      """{"op":7}""", "op not a string"
+      """{"op":"explode"}""", "unknown op"
+      """{"op":"allocate_n"}""", "missing field"
+      """{"op":"allocate_n","n":"2"}""", "mistyped field"
+      """{"op":"allocate_n","n":1.5}""", "fractional integer"
+      """{"op":"free","blocks":[0,"1"]}""", "mistyped array item"
+      """{"op":"free","blocks":0}""", "scalar for an array"
+      """{"op":"allocate","extra":1}""", "unknown field"
+      """{"op":"allocate","op":"allocate"}""", "duplicate field"
+      """{"op":"register_block_hash","block":0,"hash":"12x"}""", "bad decimal hash"
+      """{"op":"register_block_hash","block":0,"hash":"0xZZ"}""", "bad hex hash"
+      """{"op":"register_block_hash","block":0,"hash":-1}""", "negative hash"
+      """{"op":"register_block_hash","block":0,"hash":"18446744073709551616"}""", "hash past u64"
+      """{"op":"block_hash","parent":0,"tokens":[4294967296]}""", "token past u32"
+      """{"op":"block_hash","parent":0,"tokens":[-1]}""", "negative token" ]
+    |> List.map (fun (line, why) -> [| box line; box why |])
+
+[<Theory; MemberData(nameof malformed)>]
+let ``a malformed line is a bad_request and changes nothing`` (line: string) (why: string) =
+    let session = ReplaySession()
+    for setup in [ """{"op":"new","capacity":4}"""; """{"op":"allocate_n","n":2}"""; """{"op":"register_block_hash","block":0,"hash":"5"}""" ] do
+        Assert.StartsWith("{\"ok\"", session.Handle setup)
+    let before = session.Handle """{"op":"state"}"""
+    let response = node (session.Handle line)
+    Assert.True(("bad_request" = response["err"].GetValue<string>()), why)
+    Assert.False(String.IsNullOrWhiteSpace(response["msg"].GetValue<string>()))
+    Assert.Equal(before, session.Handle """{"op":"state"}""")
+
+[<Fact>]
+let ``ops before new are bad_request; hashing needs no allocator`` () =
+    let session = ReplaySession()
+    for op in [ "allocate"; "free_count"; "capacity"; "peak_in_use"; "hash_table_size"; "state" ] do
+        Assert.Contains("\"bad_request\"", session.Handle(sprintf """{"op":"%s"}""" op))
+    Assert.Equal("""{"ok":"2435999049025295583"}""", session.Handle """{"op":"block_hash","parent":"0x0","tokens":[0]}""")
+    Assert.Equal("""{"ok":"2435999049025295583"}""", session.Handle """{"op":"block_hash","parent":0,"tokens":[0]}""")
+
+[<Fact>]
+let ``hashes are accepted as decimal string, hex string and integer; answered as decimal strings`` () =
+    let session = ReplaySession()
+    session.Handle """{"op":"new","capacity":2}""" |> ignore
+    session.Handle """{"op":"allocate"}""" |> ignore
+    for form in [ "\"255\""; "\"0xff\""; "\"0XFF\""; "255" ] do
+        Assert.Equal("""{"ok":null}""", session.Handle(sprintf """{"op":"register_block_hash","block":0,"hash":%s}""" form))
+        Assert.Equal("""{"ok":0}""", session.Handle(sprintf """{"op":"try_acquire_by_hash","hash":%s}""" form))
+    Assert.Contains("\"hash\":\"255\"", session.Handle """{"op":"state"}""")
+    Assert.Equal("""{"ok":["13609732994949778573"]}""", session.Handle """{"op":"block_hash_chain","tokens":[1,2,3,4,5],"block_size":4}""")
+
+[<Theory>]
+[<InlineData("""{"op":"new","capacity":-1}""", "invalid_argument")>]
+[<InlineData("""{"op":"new","capacity":16777217}""", "invalid_argument")>]
+[<InlineData("""{"op":"new","capacity":99999999999}""", "invalid_argument")>]
+[<InlineData("""{"op":"allocate_n","n":-1}""", "invalid_argument")>]
+[<InlineData("""{"op":"allocate_n","n":99999999999}""", "resource_exhausted")>]
+[<InlineData("""{"op":"free","blocks":[3,99999999999]}""", "invalid_argument")>]
+[<InlineData("""{"op":"acquire","block":-5}""", "invalid_argument")>]
+[<InlineData("""{"op":"ref_count","block":3}""", "invalid_argument")>]
+[<InlineData("""{"op":"free","blocks":[1]}""", "invalid_state")>]
+[<InlineData("""{"op":"free","blocks":[0,0]}""", "invalid_state")>]
+[<InlineData("""{"op":"acquire","block":1}""", "invalid_state")>]
+[<InlineData("""{"op":"register_block_hash","block":1,"hash":"1"}""", "invalid_state")>]
+[<InlineData("""{"op":"acquire_many","blocks":[0,1]}""", "invalid_state")>]
+[<InlineData("""{"op":"block_hash_chain","tokens":[1],"block_size":0}""", "invalid_argument")>]
+[<InlineData("""{"op":"block_hash_chain","tokens":[1],"block_size":-3}""", "invalid_argument")>]
+[<InlineData("""{"op":"block_hash_chain","tokens":[1],"block_size":99999999999}""", "invalid_argument")>]
+let ``misuse gets its error kind and changes nothing`` (line: string) (kind: string) =
+    let session = ReplaySession()
+    session.Handle """{"op":"new","capacity":3}""" |> ignore
+    session.Handle """{"op":"allocate"}""" |> ignore
+    let before = session.Handle """{"op":"state"}"""
+    let response = node (session.Handle line)
+    Assert.Equal(kind, response["err"].GetValue<string>())
+    Assert.Equal(before, session.Handle """{"op":"state"}""")
+
+[<Fact>]
+let ``replay reads lines and writes one response per non-blank line`` () =
+    let input = new StringReader("{\"op\":\"new\",\"capacity\":1}\n\n{\"op\":\"allocate\"}\n{\"op\":\"allocate\"}\n")
+    let output = new StringWriter()
+    ReplaySession().Run(input, output)
+    let lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+    Assert.Equal<string[]>([| """{"ok":null}"""; """{"ok":0}"""; """{"err":"resource_exhausted","msg":"paged KV pool exhausted (capacity=1 blocks, all in use)"}""" |], lines)
