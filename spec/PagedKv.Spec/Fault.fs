@@ -13,6 +13,8 @@ type Fault =
     | RefCountOverflow of block: int
     | MaxBlocksOutOfRange of maxBlocks: int
     | LengthOutOfRange of length: int
+    | UnknownSequence of seq: int
+    | SequenceExists of seq: int
 
 type ErrorKind =
     | InvalidArgument
@@ -24,13 +26,16 @@ module Fault =
         | FreeOfFreeBlock _
         | AcquireOfFreeBlock _
         | RegisterOnFreeBlock _
-        | RefCountOverflow _ -> InvalidState
+        | RefCountOverflow _
+        | SequenceExists _ -> InvalidState
         | _ -> InvalidArgument
 
-/// An operation's result: a value, the expected refusal Exhausted (pool has too few free
-/// blocks), or a Fault. Both errors leave the state unchanged.
+/// An operation's result: a value, an expected refusal — Exhausted (the pool has too few free
+/// blocks) or ExceedsMaxBlocks (a sequence would need more blocks than it may have) — or a
+/// Fault. Every error leaves the state unchanged.
 type Error =
     | Exhausted
+    | ExceedsMaxBlocks of needed: int
     | Fault of Fault
 
 type Outcome<'a> = Result<'a, Error>

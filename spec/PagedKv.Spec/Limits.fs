@@ -13,6 +13,10 @@ let maxRefCount = 65535
 [<Literal>]
 let maxBlocksPerSeq = 1048576
 
+/// Largest sequence id (replay protocol, test harness).
+[<Literal>]
+let maxSequenceId = 65536
+
 /// Largest number of tokens in one block.
 [<Literal>]
 let maxBlockSize = 65536

@@ -30,7 +30,7 @@ internal static class VerifyCommand
             .Start(context =>
             {
                 var task = context.AddTask("ops checked", maxValue: ops);
-                result = Campaign.run(Microsoft.FSharp.Core.FuncConvert.FromFunc<int, ISut>(Differential.reference), ops, campaignSeed, Microsoft.FSharp.Core.FuncConvert.FromAction<Differential.Totals>(totals =>
+                result = Campaign.run(Microsoft.FSharp.Core.FuncConvert.FromFunc<int, ISut>(Differential.reference), HistoryModule.arb, ops, campaignSeed, Microsoft.FSharp.Core.FuncConvert.FromAction<Differential.Totals>(totals =>
                 {
                     task.Value = Math.Min(ops, totals.Ops);
                     task.Description = $"{totals.Ops:N0} ops, {totals.Histories:N0} histories";

@@ -47,6 +47,12 @@ public enum Fault
 
     /// <summary>A sequence length (target length or len) negative or beyond what the sequence may hold.</summary>
     LengthOutOfRange,
+
+    /// <summary>A sequence id that names no sequence (replay protocol, test harness).</summary>
+    UnknownSequence,
+
+    /// <summary>A sequence id already in use (replay protocol, test harness).</summary>
+    SequenceExists,
 }
 
 /// <summary>Maps a <see cref="Fault"/> to its <see cref="ErrorKind"/>: the one place that says which is which.</summary>
@@ -55,7 +61,7 @@ public static class Faults
     public static ErrorKind KindOf(Fault fault) => fault switch
     {
         Fault.FreeOfFreeBlock or Fault.AcquireOfFreeBlock or Fault.RegisterOnFreeBlock
-            or Fault.RefCountOverflow => ErrorKind.InvalidState,
+            or Fault.RefCountOverflow or Fault.SequenceExists => ErrorKind.InvalidState,
         _ => ErrorKind.InvalidArgument,
     };
 }

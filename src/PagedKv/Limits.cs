@@ -17,6 +17,9 @@ public static class Limits
     /// <summary>Largest block table one sequence may have.</summary>
     public const int MaxBlocksPerSeq = 1 << 20;
 
+    /// <summary>Largest sequence id in the replay protocol and the test harness (ids are 0 … this).</summary>
+    public const int MaxSequenceId = 1 << 16;
+
     /// <summary>Largest number of tokens in one block.</summary>
     public const int MaxBlockSize = 1 << 16;
 }

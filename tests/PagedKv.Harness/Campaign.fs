@@ -38,11 +38,11 @@ type private Capture() =
 
 /// Runs one FsCheck check of the differential property over `histories` histories from `rnd`;
 /// on failure returns the shrunk history and its divergence.
-let check (makeSut: int -> ISut) (totals: Differential.Totals) (rnd: Rnd) (histories: int) : Found option =
+let check (makeSut: int -> ISut) (arb: Arbitrary<History>) (totals: Differential.Totals) (rnd: Rnd) (histories: int) : Found option =
     let capture = Capture()
     let config =
         Config.Quick.WithMaxTest(histories).WithReplay(Some { Rnd = rnd; Size = None }).WithRunner(capture)
-    Check.One(config, Prop.forAll History.arb (Differential.property makeSut totals))
+    Check.One(config, Prop.forAll arb (Differential.property makeSut totals))
     match capture.Result with
     | Some(TestResult.Failed(_, _, shrunk, _, _, _, _)) ->
         let h = shrunk |> List.head :?> History
@@ -53,13 +53,13 @@ let check (makeSut: int -> ISut) (totals: Differential.Totals) (rnd: Rnd) (histo
     | other -> failwithf "FsCheck ended unexpectedly: %A" other
 
 /// Runs batches until at least `ops` operations were checked or a divergence is found.
-let run (makeSut: int -> ISut) (ops: int64) (seed: uint64) (onBatch: Differential.Totals -> unit) : Result =
+let run (makeSut: int -> ISut) (arb: Arbitrary<History>) (ops: int64) (seed: uint64) (onBatch: Differential.Totals -> unit) : Result =
     let totals = Differential.Totals()
     let clock = Stopwatch.StartNew()
     let mutable found = None
     let mutable batch = 0UL
     while found.IsNone && totals.Ops < ops do
-        found <- check makeSut totals (Rnd(seed + batch * 0x9E3779B97F4A7C15UL)) BatchSize
+        found <- check makeSut arb totals (Rnd(seed + batch * 0x9E3779B97F4A7C15UL)) BatchSize
         batch <- batch + 1UL
         onBatch totals
     { Seed = seed; Totals = totals; Elapsed = clock.Elapsed; Found = found }

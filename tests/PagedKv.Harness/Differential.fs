@@ -30,10 +30,12 @@ type RunResult =
 let private caseName (x: obj) = (sprintf "%A" x).Split(' ')[0]
 
 /// The kind of event an op was, judged on the spec's state before it.
-let classify (s: Allocator.State) (op: Op) (outcome: Outcome<Reply>) =
+let classify (w: Model.World) (op: Op) (outcome: Outcome<Reply>) =
+    let s = w.Alloc
     match outcome, op with
     | Error(Fault f), _ -> "fault:" + caseName f
     | Error Exhausted, _ -> "exhausted"
+    | Error(ExceedsMaxBlocks _), _ -> "exceeds-max-blocks"
     | Ok(Hit None), _ -> "hash-miss"
     | Ok(Hit(Some b)), _ -> if Allocator.refCount s b = 0 then "hash-resurrect" else "hash-hit-live"
     | Ok _, RegisterBlockHash(b, h) ->
@@ -45,6 +47,8 @@ let classify (s: Allocator.State) (op: Op) (outcome: Outcome<Reply>) =
     | Ok _, Allocate
     | Ok _, AllocateN _ when Allocator.freeCount s > 0 && not s.Hashes.IsEmpty -> "allocate-with-soft-free"
     | Ok _, AcquireMany bs when bs.Length >= Limits.maxRefCount - 1 -> "acquire-bulk"
+    | Ok _, SeqEnsureCapacity(q, t) when (w.Seqs[q].Blocks.Length * w.Seqs[q].BlockSize) < t -> "seq-grow"
+    | Ok _, SeqRelease q when not w.Seqs[q].Blocks.IsEmpty -> "seq-release-blocks"
     | Ok _, _ -> caseName op
 
 let private describe (o: Outcome<Reply>) = Op.outcomeJson o
@@ -53,24 +57,25 @@ let private describe (o: Outcome<Reply>) = Op.outcomeJson o
 let run (makeSut: int -> ISut) (h: History) : RunResult =
     match Allocator.create h.Capacity with
     | Error f -> failwithf "history capacity %d is invalid: %A" h.Capacity f
-    | Ok model0 ->
+    | Ok alloc0 ->
         let sut = makeSut h.Capacity
-        let protocol = Collections.Generic.List<string>([ Op.toJson (New h.Capacity) ])
-        let events = Collections.Generic.Dictionary<string, int>()
-        let mutable model = model0
+        let protocol = List<string>([ Op.toJson (New h.Capacity) ])
+        let events = Dictionary<string, int>()
+        let count event = events[event] <- events.GetValueOrDefault(event) + 1
+        let mutable model = Model.world alloc0
         let mutable invalid = 0
         let mutable failure = None
         let fail step reason = failure <- Some { Step = step; Reason = reason; Protocol = List.ofSeq protocol }
-        let checkState step (before: Allocator.Snapshot option) =
+        let checkState step (before: Model.Snapshot option) =
             let actual = sut.Snapshot()
-            let expected = Allocator.snapshot model
+            let expected = Model.snapshot model
             if actual <> expected then
                 fail step (sprintf "state differs\n  spec:           %A\n  implementation: %A" expected actual)
             else
                 match before with
                 | Some b when b <> actual -> fail step (sprintf "a failed op changed the state\n  before: %A\n  after:  %A" b actual)
                 | _ ->
-                    match Allocator.violations model with
+                    match Allocator.violations model.Alloc with
                     | [] ->
                         try sut.Validate() with e -> fail step (sprintf "Validate() threw: %s" e.Message)
                     | broken -> fail step (sprintf "the spec broke its own invariants %A" broken)
@@ -79,24 +84,32 @@ let run (makeSut: int -> ISut) (h: History) : RunResult =
         let mutable rest = h.Ops
         while failure.IsNone && not rest.IsEmpty do
             step <- step + 1
-            let op = History.resolve model rest.Head
+            let op, faultAt = History.resolveWithFault model rest.Head
             rest <- rest.Tail
-            protocol.Add(Op.toJson op)
+            protocol.Add(Op.toJson op + (match faultAt with Some k -> sprintf "   // device copy %d of this op fails" k | None -> ""))
             let expected, model' = Model.step op model
-            let before = match expected with Error _ -> Some(sut.Snapshot()) | Ok _ -> None
-            let actual = try Choice1Of2(sut.Step op) with e -> Choice2Of2 e
+            let before = match expected, faultAt with | Ok _, None -> None | _ -> Some(sut.Snapshot())
+            faultAt |> Option.iter sut.ArmFault
+            let actual =
+                try Choice1Of3(sut.Step op) with
+                | :? PagedKv.Sequences.DeviceFaultException as e when faultAt.IsSome -> Choice2Of3 e
+                | e -> Choice3Of3 e
+            sut.Disarm()
             match actual with
-            | Choice2Of2 e -> fail step (sprintf "implementation threw %s: %s" (e.GetType().Name) e.Message)
-            | Choice1Of2 actual when actual <> expected ->
+            | Choice3Of3 e -> fail step (sprintf "implementation threw %s: %s" (e.GetType().Name) e.Message)
+            | Choice2Of3 _ ->
+                // The injected fault ended the op: everything must be as before it.
+                count "device-fault"
+                checkState step before
+            | Choice1Of3 actual when actual <> expected ->
                 fail step (sprintf "outcome differs\n  spec:           %s\n  implementation: %s" (describe expected) (describe actual))
-            | Choice1Of2 _ ->
-                let event = classify model op expected
-                events[event] <- events.GetValueOrDefault(event) + 1
+            | Choice1Of3 _ ->
+                count (classify model op expected)
                 match expected with
                 | Error(Fault _) -> invalid <- invalid + 1
                 | _ -> ()
                 model <- model'
-                checkState step before
+                checkState step (match expected with Error _ -> before | Ok _ -> None)
         { Ops = step
           Invalid = invalid
           Events = events |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
@@ -132,5 +145,9 @@ let property (makeSut: int -> ISut) (totals: Totals) (h: History) : Property =
     | None -> Prop.ofTestable true
     | Some f -> Prop.label f.Report (Prop.ofTestable false)
 
-/// The reference implementation with the original's policy.
-let reference: int -> ISut = fun capacity -> AllocatorSut(capacity) :> ISut
+/// The reference implementation with the original's policy (allocator only).
+let reference: int -> ISut = fun capacity -> new ReferenceSut(capacity) :> ISut
+
+/// The reference implementation with sequences on `accelerator`.
+let referenceOn (accelerator: ILGPU.Runtime.Accelerator) : int -> ISut =
+    fun capacity -> new ReferenceSut(capacity, accelerator) :> ISut

@@ -16,6 +16,8 @@ type Pick =
     | Freed of int
     /// This id as it is: possibly out of range.
     | Raw of int
+    /// The i-th block (modulo their number) of sequence q; the i-th live block when q has none.
+    | SeqBlock of q: int * i: int
 
 type AOp =
     | GNew of capacity: int
@@ -28,6 +30,16 @@ type AOp =
     | GTryAcquire of hash: int
     | GRefCount of Pick
     | GQuery of int
+    | GSeqNew of q: int * blockSize: int * maxBlocks: int
+    /// Target length in tokens, as is.
+    | GSeqEnsure of q: int * target: int
+    /// Length as a percentage of what the sequence's blocks hold (over 100 or negative: invalid).
+    | GSeqSetLen of q: int * percent: int
+    | GSeqAdvance of q: int * tokens: int
+    | GSeqSync of q: int
+    | GSeqRelease of q: int
+    /// The op with its k-th device copy made to fail.
+    | GFaulty of AOp * copy: int
 
 type History = { Capacity: int; Ops: AOp list }
 
@@ -42,16 +54,27 @@ module History =
     let private nth (xs: int list) i fallback =
         if xs.IsEmpty then fallback else xs[((i % xs.Length) + xs.Length) % xs.Length]
 
-    let resolvePick (s: Allocator.State) (p: Pick) =
-        let live = [ for b in 0 .. s.Capacity - 1 do if Allocator.refCount s b > 0 then b ]
+    let resolvePick (w: Model.World) (p: Pick) =
+        let s = w.Alloc
+        let live () = [ for b in 0 .. s.Capacity - 1 do if Allocator.refCount s b > 0 then b ]
         match p with
-        | Live i -> nth live i i
+        | Live i -> nth (live ()) i i
         | Freed i -> nth (List.sort s.FreeList) i i
         | Raw i -> i
+        | SeqBlock(q, i) ->
+            match Map.tryFind q w.Seqs with
+            | Some seq when not seq.Blocks.IsEmpty -> nth seq.Blocks i i
+            | _ -> nth (live ()) i i
 
-    /// The concrete op an abstract op stands for in state s.
-    let resolve (s: Allocator.State) (op: AOp) : Op =
-        let pick = resolvePick s
+    /// The concrete op an abstract op stands for in world w, and the device copy to fail, if any.
+    let rec resolveWithFault (w: Model.World) (op: AOp) : Op * int option =
+        match op with
+        | GFaulty(inner, k) -> fst (resolveWithFault w inner), Some k
+        | _ -> resolve w op, None
+
+    /// The concrete op an abstract op stands for in world w.
+    and resolve (w: Model.World) (op: AOp) : Op =
+        let pick = resolvePick w
         match op with
         | GNew c -> New c
         | GAllocate -> Allocate
@@ -66,6 +89,15 @@ module History =
         | GQuery 1 -> Capacity
         | GQuery 2 -> PeakInUse
         | GQuery _ -> HashTableSize
+        | GSeqNew(q, bs, mb) -> SeqNew(q, bs, mb)
+        | GSeqEnsure(q, t) -> SeqEnsureCapacity(q, t)
+        | GSeqSetLen(q, pct) ->
+            let capacity = w.Seqs.TryFind q |> Option.map Sequence.tokenCapacity |> Option.defaultValue 0L
+            SeqSetLen(q, int (capacity * int64 pct / 100L) + (if pct > 100 then 1 else 0) - (if pct < 0 then 1 else 0))
+        | GSeqAdvance(q, k) -> SeqAdvanceLen(q, k)
+        | GSeqSync q -> SeqSync q
+        | GSeqRelease q -> SeqRelease q
+        | GFaulty(inner, _) -> resolve w inner
 
     let private genPick (capacity: int) =
         Gen.frequency
@@ -99,13 +131,55 @@ module History =
               4, Gen.choose (0, 3) |> Gen.map GQuery
               1, Gen.frequency [ 3, genCapacity; 1, Gen.elements [ -1; Limits.maxCapacity + 1; Int32.MinValue ] ] |> Gen.map GNew ]
 
+    /// Sequence ids: mostly 0–3 (so sequences are reused), sometimes out of range.
+    let private genSeqId = Gen.frequency [ 97, Gen.choose (0, 2); 3, Gen.elements [ -1; Limits.maxSequenceId + 1; 3 ] ]
+
+    let private genSeqShape = Gen.zip (Gen.choose (1, 8)) (Gen.choose (1, 8))
+
+    let genSeqOp: Gen<AOp> =
+        let q = genSeqId
+        let op =
+            Gen.frequency
+                [ 8, Gen.zip3 q (Gen.frequency [ 95, Gen.choose (1, 8); 5, Gen.elements [ 0; -1; Limits.maxBlockSize + 1 ] ])
+                              (Gen.frequency [ 95, Gen.choose (1, 8); 5, Gen.elements [ 0; Limits.maxBlocksPerSeq + 1 ] ])
+                  |> Gen.map GSeqNew
+                  30, Gen.zip q (Gen.frequency [ 75, Gen.choose (0, 24); 17, Gen.choose (25, 80); 4, Gen.choose (-3, -1); 4, Gen.constant Int32.MaxValue ]) |> Gen.map GSeqEnsure
+                  14, Gen.zip q (Gen.frequency [ 90, Gen.choose (0, 100); 6, Gen.choose (101, 150); 4, Gen.choose (-20, -1) ]) |> Gen.map GSeqSetLen
+                  8, Gen.zip q (Gen.frequency [ 90, Gen.choose (0, 8); 10, Gen.choose (-10, 40) ]) |> Gen.map GSeqAdvance
+                  16, q |> Gen.map GSeqSync
+                  12, q |> Gen.map GSeqRelease ]
+        Gen.frequency [ 82, op; 18, Gen.zip op (Gen.choose (0, 1)) |> Gen.map GFaulty ]
+
+    /// Allocator ops on sequences' blocks too (hash registration, sharing, frees by other owners).
+    let private genSharingOp: Gen<AOp> =
+        let seqBlock = Gen.zip genSeqId (Gen.choose (0, 100)) |> Gen.map SeqBlock
+        Gen.frequency
+            [ 4, Gen.zip seqBlock (Gen.choose (0, hashPool.Length - 1)) |> Gen.map GRegister
+              2, seqBlock |> Gen.map GAcquire
+              2, seqBlock |> Gen.map (fun p -> GFree [ p ]) ]
+
     /// Histories of 1–200 ops on a capacity drawn by genCapacity.
-    let gen: Gen<History> =
+    let private genWith (genOpFor: int -> Gen<AOp>) : Gen<History> =
         gen {
             let! capacity = genCapacity
             let! length = Gen.choose (1, 200)
-            let! ops = Gen.listOfLength length (genOp capacity)
+            let! ops = Gen.listOfLength length (genOpFor capacity)
             return { Capacity = capacity; Ops = ops }
+        }
+
+    /// Allocator-only histories.
+    let gen: Gen<History> = genWith genOp
+
+    /// One allocator and several sequences on a device, interleaved; sequences 0–2 are created
+    /// first (those ops shrink away like any other).
+    let genWithSequences: Gen<History> =
+        GenBuilder.gen {
+            let! capacity = Gen.frequency [ 3, genCapacity; 7, Gen.choose (8, 64) ]
+            let! shapes = Gen.listOfLength 3 genSeqShape
+            let! length = Gen.choose (1, 200)
+            let! ops = Gen.listOfLength length (Gen.frequency [ 50, genOp capacity; 40, genSeqOp; 10, genSharingOp ])
+            let prologue = shapes |> List.mapi (fun q (bs, mb) -> GSeqNew(q, bs, mb))
+            return { Capacity = capacity; Ops = prologue @ ops }
         }
 
     let private shrinkInt (n: int) = seq { if n <> 0 then yield 0; if abs n > 1 then yield n / 2 }
@@ -115,10 +189,11 @@ module History =
         | Live i -> shrinkInt i |> Seq.map Live
         | Freed i -> Seq.append (Seq.singleton (Live i)) (shrinkInt i |> Seq.map Freed)
         | Raw i -> Seq.append (Seq.singleton (Live 0)) (shrinkInt i |> Seq.map Raw)
+        | SeqBlock(q, i) -> Seq.append (Seq.singleton (Live i)) (shrinkInt i |> Seq.map (fun i' -> SeqBlock(q, i')))
 
     let private removals (xs: 'a list) = seq { if xs.Length > 1 then for i in 0 .. xs.Length - 1 -> List.removeAt i xs }
 
-    let private shrinkOp op =
+    let rec private shrinkOp op =
         match op with
         | GAllocateN n -> shrinkInt n |> Seq.map GAllocateN
         | GFree ps -> Seq.append (removals ps) (ps |> Seq.mapi (fun i p -> shrinkPick p |> Seq.map (fun p' -> List.updateAt i p' ps)) |> Seq.concat) |> Seq.map GFree
@@ -130,7 +205,14 @@ module History =
         | GTryAcquire h -> shrinkInt h |> Seq.map GTryAcquire
         | GRefCount p -> shrinkPick p |> Seq.map GRefCount
         | GNew c -> shrinkInt c |> Seq.map GNew
-        | GAllocate | GQuery _ -> Seq.empty
+        | GSeqNew(q, bs, mb) ->
+            Seq.append (shrinkInt bs |> Seq.filter ((<) 0) |> Seq.map (fun bs' -> GSeqNew(q, bs', mb)))
+                       (shrinkInt mb |> Seq.filter ((<) 0) |> Seq.map (fun mb' -> GSeqNew(q, bs, mb')))
+        | GSeqEnsure(q, t) -> shrinkInt t |> Seq.map (fun t' -> GSeqEnsure(q, t'))
+        | GSeqSetLen(q, p) -> shrinkInt p |> Seq.map (fun p' -> GSeqSetLen(q, p'))
+        | GSeqAdvance(q, k) -> shrinkInt k |> Seq.map (fun k' -> GSeqAdvance(q, k'))
+        | GFaulty(inner, k) -> Seq.append (Seq.singleton inner) (shrinkOp inner |> Seq.map (fun i -> GFaulty(i, k)))
+        | GAllocate | GQuery _ | GSeqSync _ | GSeqRelease _ -> Seq.empty
 
     /// Shorter histories first (halves, quarters, … single ops), then a smaller capacity,
     /// then simpler arguments.
@@ -151,6 +233,8 @@ module History =
         }
 
     let arb: Arbitrary<History> = Arb.fromGenShrink (gen, shrink)
+
+    let arbWithSequences: Arbitrary<History> = Arb.fromGenShrink (genWithSequences, shrink)
 
 type HistoryArb =
     static member History() = History.arb

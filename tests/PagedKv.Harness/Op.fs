@@ -19,6 +19,12 @@ type Op =
     | Capacity
     | PeakInUse
     | HashTableSize
+    | SeqNew of seq: int * blockSize: int * maxBlocks: int
+    | SeqEnsureCapacity of seq: int * targetLen: int
+    | SeqSetLen of seq: int * len: int
+    | SeqAdvanceLen of seq: int * tokens: int
+    | SeqSync of seq: int
+    | SeqRelease of seq: int
 
 type Reply =
     | Done
@@ -46,11 +52,24 @@ module Op =
         | Capacity -> """{"op":"capacity"}"""
         | PeakInUse -> """{"op":"peak_in_use"}"""
         | HashTableSize -> """{"op":"hash_table_size"}"""
+        | SeqNew(q, bs, mb) -> sprintf """{"op":"seq_new","seq":%d,"block_size":%d,"max_blocks":%d}""" q bs mb
+        | SeqEnsureCapacity(q, t) -> sprintf """{"op":"seq_ensure_capacity","seq":%d,"target_len":%d}""" q t
+        | SeqSetLen(q, l) -> sprintf """{"op":"seq_set_len","seq":%d,"len":%d}""" q l
+        | SeqAdvanceLen(q, k) -> sprintf """{"op":"seq_advance_len","seq":%d,"tokens":%d}""" q k
+        | SeqSync q -> sprintf """{"op":"seq_sync","seq":%d}""" q
+        | SeqRelease q -> sprintf """{"op":"seq_release","seq":%d}""" q
+
+    /// Whether the op needs a device (sequence ops).
+    let needsDevice (op: Op) =
+        match op with
+        | SeqNew _ | SeqEnsureCapacity _ | SeqSetLen _ | SeqAdvanceLen _ | SeqSync _ | SeqRelease _ -> true
+        | _ -> false
 
     /// The protocol's error kind for an error outcome.
     let errorKind (e: Error) =
         match e with
-        | Exhausted -> "resource_exhausted"
+        | Exhausted
+        | ExceedsMaxBlocks _ -> "resource_exhausted"
         | Fault f ->
             match Fault.kind f with
             | InvalidArgument -> "invalid_argument"

@@ -1,17 +1,42 @@
 /// The system under test, behind one small interface so that the same differential runner
-/// checks the C# reference implementation, planted-bug variants, and (through the replay
-/// protocol) other processes.
+/// checks the C# reference implementation and planted-bug variants.
 namespace PagedKv.Harness
 
 open System
+open System.Collections.Generic
+open ILGPU
+open ILGPU.Runtime
 open PagedKv
 open PagedKv.Allocation
+open PagedKv.Sequences
 open PagedKv.Spec
 
 type ISut =
+    /// Runs op. A device fault surfaces as DeviceFaultException.
     abstract Step: Op -> Outcome<Reply>
-    abstract Snapshot: unit -> Allocator.Snapshot
+    /// Full observable state; sequences' device buffers are read back from the accelerator.
+    abstract Snapshot: unit -> Model.Snapshot
     abstract Validate: unit -> unit
+    /// Make the k-th device copy (0 = first) of the next op fail; Disarm cancels.
+    abstract ArmFault: int -> unit
+    abstract Disarm: unit -> unit
+
+/// Device copies that fail on request: the k-th copy after Arm(k) throws before copying.
+type FaultInjector() =
+    let mutable countdown = -1
+    member val Injected = 0 with get, set
+    member _.Arm(k: int) = countdown <- k
+    member _.Disarm() = countdown <- -1
+
+    interface IDeviceCopies with
+        member this.CopyToDevice(source: ReadOnlySpan<uint>, target: ArrayView<uint>) =
+            if countdown = 0 then
+                countdown <- -1
+                this.Injected <- this.Injected + 1
+                raise (DeviceFaultException "injected device fault")
+            if countdown > 0 then
+                countdown <- countdown - 1
+            DirectCopies.Instance.CopyToDevice(source, target)
 
 module Convert =
     type private ImplFault = PagedKv.Fault
@@ -30,29 +55,63 @@ module Convert =
         | ImplFault.RefCountOverflow -> RefCountOverflow v
         | ImplFault.MaxBlocksOutOfRange -> MaxBlocksOutOfRange v
         | ImplFault.LengthOutOfRange -> LengthOutOfRange v
+        | ImplFault.UnknownSequence -> UnknownSequence v
+        | ImplFault.SequenceExists -> SequenceExists v
         | other -> failwithf "unmapped fault %A" other
 
-    let snapshot (s: AllocatorSnapshot) : Allocator.Snapshot =
+    let allocator (s: AllocatorSnapshot) : Allocator.Snapshot =
         { Capacity = s.Capacity
           FreeList = List.ofArray s.FreeList
           RefCounts = List.ofArray s.RefCounts
           HashTable = s.HashTable |> Seq.map (fun struct (h, b) -> h, b) |> List.ofSeq
           PeakInUse = s.PeakInUse }
 
-/// The C# BlockAllocator, created with a policy from `policy` (the original's by default).
-type AllocatorSut(capacity: int, policy: unit -> IFreeBlockPolicy) =
-    let mutable a = BlockAllocator(capacity, policy ())
+    let sequence (s: PagedSeqState) : Model.SeqSnapshot =
+        let struct (table, len) = s.ReadDevice()
+        { Blocks = List.ofSeq s.Blocks
+          Len = s.Len
+          DeviceTable = table |> Seq.map int |> List.ofSeq
+          DeviceLen = int len
+          BytesWritten = s.BytesWritten }
 
-    new(capacity) = AllocatorSut(capacity, fun () -> LifoPreferUnhashed())
+/// The C# reference implementation: a BlockAllocator (policy from `policy`, the original's by
+/// default) and, when an accelerator is given, PagedSeqStates on it by id.
+type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: Accelerator option) =
+    let mutable a = BlockAllocator(capacity, policy ())
+    let seqs = SortedDictionary<int, PagedSeqState>()
+    let injector = FaultInjector()
+    let dropSeqs () =
+        for s in seqs.Values do
+            s.Dispose()
+        seqs.Clear()
+    let seq q =
+        match seqs.TryGetValue q with
+        | true, s -> s
+        | _ -> raise (PagedKvException(PagedKv.Fault.UnknownSequence, q, sprintf "no sequence %d" q))
+    let device () =
+        match accelerator with
+        | Some acc -> acc
+        | None -> failwith "sequence op on a system under test without an accelerator"
+
+    new(capacity) = new ReferenceSut(capacity, (fun () -> LifoPreferUnhashed()), None)
+    new(capacity, accelerator) = new ReferenceSut(capacity, (fun () -> LifoPreferUnhashed()), Some accelerator)
 
     member _.Allocator = a
+    member _.FaultsInjected = injector.Injected
+
+    interface IDisposable with
+        member _.Dispose() = dropSeqs ()
 
     interface ISut with
+        member _.ArmFault k = injector.Arm k
+        member _.Disarm() = injector.Disarm()
+
         member _.Step op =
             try
                 match op with
                 | New c ->
                     a <- BlockAllocator(c, policy ())
+                    dropSeqs ()
                     Ok Done
                 | Allocate ->
                     match a.TryAllocate() with
@@ -83,8 +142,42 @@ type AllocatorSut(capacity: int, policy: unit -> IFreeBlockPolicy) =
                 | Capacity -> Ok(Count a.Capacity)
                 | PeakInUse -> Ok(Count a.PeakInUse)
                 | HashTableSize -> Ok(Count a.HashTableSize)
+                | SeqNew(q, bs, mb) ->
+                    if q < 0 || q > Limits.MaxSequenceId then
+                        raise (PagedKvException(PagedKv.Fault.UnknownSequence, q, sprintf "sequence id %d out of range" q))
+                    let s = new PagedSeqState(device (), bs, mb, injector)
+                    if seqs.ContainsKey q then
+                        s.Dispose()
+                        raise (PagedKvException(PagedKv.Fault.SequenceExists, q, sprintf "sequence %d exists" q))
+                    seqs[q] <- s
+                    Ok Done
+                | SeqEnsureCapacity(q, t) ->
+                    let s = seq q
+                    let needed = int ((int64 t + int64 s.BlockSize - 1L) / int64 s.BlockSize)
+                    match s.EnsureCapacity(a, t) with
+                    | EnsureCapacityResult.Done -> Ok Done
+                    | EnsureCapacityResult.PoolExhausted -> Error Exhausted
+                    | _ -> Error(ExceedsMaxBlocks needed)
+                | SeqSetLen(q, l) ->
+                    (seq q).SetLen l
+                    Ok Done
+                | SeqAdvanceLen(q, k) ->
+                    (seq q).AdvanceLen k
+                    Ok Done
+                | SeqSync q ->
+                    (seq q).SyncContextLen()
+                    Ok Done
+                | SeqRelease q ->
+                    (seq q).Release a
+                    Ok Done
             with :? PagedKvException as e ->
                 Error(Fault(Convert.fault e))
 
-        member _.Snapshot() = Convert.snapshot (a.Snapshot())
-        member _.Validate() = a.Validate()
+        member _.Snapshot() =
+            { Alloc = Convert.allocator (a.Snapshot())
+              Seqs = [ for KeyValue(q, s) in seqs -> q, Convert.sequence s ] }
+
+        member _.Validate() =
+            a.Validate()
+            for s in seqs.Values do
+                s.Validate()

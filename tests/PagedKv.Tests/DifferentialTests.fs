@@ -19,7 +19,7 @@ let requiredEvents =
 type Campaign(output: ITestOutputHelper) =
     [<Fact>]
     member _.``reference implementation equals the spec on random histories``() =
-        let r = Campaign.run Differential.reference Settings.opBudget Settings.seed ignore
+        let r = Campaign.run Differential.reference History.arb Settings.opBudget Settings.seed ignore
         output.WriteLine(
             sprintf "seed %d: %d histories, %d ops (%.1f%% invalid) in %.1fs, %.0f ops/s"
                 r.Seed r.Totals.Histories r.Totals.Ops (100.0 * r.Totals.InvalidShare) r.Elapsed.TotalSeconds r.OpsPerSecond)

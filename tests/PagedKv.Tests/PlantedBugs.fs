@@ -21,6 +21,7 @@ type IgnoresUnhashedPreference() =
         member _.TakeForAllocation _ = inner.TakeForAllocation(fun _ -> false)
         member _.Take b = inner.Take b
         member _.HashDropped b = inner.HashDropped b
+        member _.Clone() = failwith "not planned"
         member _.Order = inner.Order
 
 /// Plant: entries are removed by shifting the rest down instead of swap-remove.
@@ -36,21 +37,24 @@ type ShiftRemove() =
             removeAt (defaultArg i (stack.Count - 1))
         member _.Take b = removeAt (stack.LastIndexOf b) |> ignore
         member _.HashDropped _ = ()
+        member _.Clone() = failwith "not planned"
         member _.Order = stack
 
 /// Plant: a wrapper that lets `rewrite` replace the reference implementation's behaviour.
 type Rewrite(capacity: int, rewrite: ISut -> Op -> Outcome<Reply> option, ?snapshot: Allocator.Snapshot -> Allocator.Snapshot) =
-    let inner = AllocatorSut(capacity) :> ISut
+    let inner = new ReferenceSut(capacity) :> ISut
     interface ISut with
         member _.Step op = rewrite inner op |> Option.defaultWith (fun () -> inner.Step op)
-        member _.Snapshot() = inner.Snapshot() |> defaultArg snapshot id
+        member _.Snapshot() = let s = inner.Snapshot() in { s with Alloc = s.Alloc |> defaultArg snapshot id }
         member _.Validate() = inner.Validate()
+        member _.ArmFault k = inner.ArmFault k
+        member _.Disarm() = inner.Disarm()
 
-let private hashHolder (sut: ISut) h = sut.Snapshot().HashTable |> List.tryFind (fst >> (=) h) |> Option.map snd
+let private hashHolder (sut: ISut) h = sut.Snapshot().Alloc.HashTable |> List.tryFind (fst >> (=) h) |> Option.map snd
 
 let plants: (string * (int -> ISut)) list =
-    [ "allocate ignores the unhashed preference", fun c -> AllocatorSut(c, fun () -> IgnoresUnhashedPreference()) :> ISut
-      "free list removes by shifting, not swap-remove", fun c -> AllocatorSut(c, fun () -> ShiftRemove()) :> ISut
+    [ "allocate ignores the unhashed preference", fun c -> new ReferenceSut(c, (fun () -> IgnoresUnhashedPreference()), None) :> ISut
+      "free list removes by shifting, not swap-remove", fun c -> new ReferenceSut(c, (fun () -> ShiftRemove()), None) :> ISut
       "double free is accepted",
       fun c ->
           Rewrite(c, fun inner op ->
@@ -63,7 +67,7 @@ let plants: (string * (int -> ISut)) list =
               match op with
               | TryAcquireByHash h ->
                   match hashHolder inner h with
-                  | Some b when inner.Snapshot().RefCounts[b] = 0 -> Some(Ok(Hit None))
+                  | Some b when inner.Snapshot().Alloc.RefCounts[b] = 0 -> Some(Ok(Hit None))
                   | _ -> None
               | _ -> None) :> ISut
       "peak reports the current use",
@@ -71,7 +75,7 @@ let plants: (string * (int -> ISut)) list =
           let current (s: Allocator.Snapshot) = s.Capacity - s.FreeList.Length
           Rewrite(c, (fun inner op ->
                         match op with
-                        | PeakInUse -> Some(Ok(Count(current (inner.Snapshot()))))
+                        | PeakInUse -> Some(Ok(Count(current (inner.Snapshot().Alloc))))
                         | _ -> None),
                   fun s -> { s with PeakInUse = current s }) :> ISut ]
 
@@ -84,7 +88,7 @@ type Planted(output: ITestOutputHelper) =
     [<Theory; MemberData(nameof Planted.Plants)>]
     member _.``the differential property catches and shrinks the plant``(name: string) =
         let makeSut = plants |> List.find (fst >> (=) name) |> snd
-        let found = Campaign.check makeSut (Differential.Totals()) (Rnd(Settings.seed)) 500
+        let found = Campaign.check makeSut History.arb (Differential.Totals()) (Rnd(Settings.seed)) 500
         match found with
         | None -> failwithf "plant '%s' was not caught in 500 histories (seed %d)" name Settings.seed
         | Some f ->

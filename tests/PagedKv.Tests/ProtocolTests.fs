@@ -69,7 +69,7 @@ let ``the original's trace replays with identical outs, through the protocol and
         let op = toOp (JsonDocument.Parse(request).RootElement)
         let outcome, state =
             match model, op with
-            | _, New c -> (match Allocator.create c with Ok s -> Ok Done, Some s | Error f -> Error(Fault f), model)
+            | _, New c -> (match Allocator.create c with Ok s -> Ok Done, Some(Model.world s) | Error f -> Error(Fault f), model)
             | Some s, op -> let o, s' = Model.step op s in o, Some s'
             | None, _ -> failwith "trace op before new"
         model <- state
@@ -80,10 +80,10 @@ let ``the original's trace replays with identical outs, through the protocol and
 [<Property(Arbitrary = [| typeof<HistoryArb> |], MaxTest = 60)>]
 let ``protocol responses equal the spec's on random histories`` (h: History) =
     let session = ReplaySession()
-    let state0 = Allocator.create h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f)
+    let state0 = Allocator.create h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f) |> Model.world
     session.Handle(Op.toJson (New h.Capacity)) |> ignore
-    let stateJson (s: Allocator.State) =
-        let snap = Allocator.snapshot s
+    let stateJson (w: Model.World) =
+        let snap = Allocator.snapshot w.Alloc
         let ints (xs: int list) = "[" + String.Join(",", xs) + "]"
         let table = snap.HashTable |> List.map (fun (hash, b) -> sprintf """{"hash":"%d","block":%d}""" hash b)
         sprintf """{"ok":{"capacity":%d,"free_list":%s,"ref_counts":%s,"hash_table":[%s],"peak_in_use":%d}}"""

@@ -105,10 +105,7 @@ public sealed partial class BlockAllocator
     /// <exception cref="PagedKvException"><see cref="Fault.CountOutOfRange"/> when n &lt; 0.</exception>
     public bool TryAllocateN(int n, [NotNullWhen(true)] out int[]? blocks)
     {
-        if (n < 0)
-        {
-            throw new PagedKvException(Fault.CountOutOfRange, n, $"allocate_n: n={n} is negative");
-        }
+        CheckCount(n);
         if (free.Count < n)
         {
             blocks = null;
@@ -125,12 +122,32 @@ public sealed partial class BlockAllocator
         return true;
     }
 
-    /// <summary>Drop one reference from each listed block, in order; a block reaching 0 is
-    /// released to the policy (soft-free: it keeps its hash until reused).</summary>
-    /// <exception cref="PagedKvException"><see cref="Fault.BlockOutOfRange"/> for the first id
-    /// outside [0, capacity); else <see cref="Fault.FreeOfFreeBlock"/> for the first block the
-    /// batch names more often than its ref count. Nothing is freed then.</exception>
-    public void Free(ReadOnlySpan<int> blocks)
+    /// <summary>The blocks <see cref="TryAllocateN"/> would return now, in order, without taking
+    /// them: lets a caller prepare everything that can fail (a device copy) before committing.
+    /// False when fewer than <paramref name="n"/> are free.</summary>
+    /// <exception cref="PagedKvException"><see cref="Fault.CountOutOfRange"/> when n &lt; 0.</exception>
+    public bool TryPlanAllocation(int n, [NotNullWhen(true)] out int[]? blocks)
+    {
+        CheckCount(n);
+        if (free.Count < n)
+        {
+            blocks = null;
+            return false;
+        }
+        // Taken blocks leave the free list, so dropping their hashes cannot change later
+        // choices: running the policy on a copy is exactly what TryAllocateN will do.
+        var plan = free.Clone();
+        blocks = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            blocks[i] = plan.TakeForAllocation(hasHash);
+        }
+        return true;
+    }
+
+    /// <summary>Throws exactly what <see cref="Free"/> would throw for <paramref name="blocks"/>,
+    /// and changes nothing: lets a caller check a free before doing work it would have to undo.</summary>
+    public void EnsureCanFree(ReadOnlySpan<int> blocks)
     {
         CheckBlocks(blocks);
         var pending = new Dictionary<int, int>();
@@ -144,6 +161,16 @@ public sealed partial class BlockAllocator
                     $"free: block {block} has ref_count={refCounts[block]} and is freed {times} time(s) (double free)");
             }
         }
+    }
+
+    /// <summary>Drop one reference from each listed block, in order; a block reaching 0 is
+    /// released to the policy (soft-free: it keeps its hash until reused).</summary>
+    /// <exception cref="PagedKvException"><see cref="Fault.BlockOutOfRange"/> for the first id
+    /// outside [0, capacity); else <see cref="Fault.FreeOfFreeBlock"/> for the first block the
+    /// batch names more often than its ref count. Nothing is freed then.</exception>
+    public void Free(ReadOnlySpan<int> blocks)
+    {
+        EnsureCanFree(blocks);
         int peakBefore = PeakInUse;
         foreach (int block in blocks)
         {
@@ -283,6 +310,14 @@ public sealed partial class BlockAllocator
         {
             throw new PagedKvException(Fault.BlockOutOfRange, block,
                 $"block {block} is outside [0, {Capacity})");
+        }
+    }
+
+    private static void CheckCount(int n)
+    {
+        if (n < 0)
+        {
+            throw new PagedKvException(Fault.CountOutOfRange, n, $"allocate_n: n={n} is negative");
         }
     }
 

@@ -35,6 +35,10 @@ public interface IFreeBlockPolicy
     /// <summary>A free block has just lost its hash (another block took the hash over).</summary>
     void HashDropped(int block);
 
+    /// <summary>An independent copy with the same order (used to plan an allocation without
+    /// taking anything).</summary>
+    IFreeBlockPolicy Clone();
+
     /// <summary>The free blocks in the policy's order, bottom (taken last) → top (taken first
     /// when no hash preference applies).</summary>
     IReadOnlyList<int> Order { get; }

@@ -60,6 +60,13 @@ public sealed class LifoPreferUnhashed : IFreeBlockPolicy
         SwapRemove(position);
     }
 
+    public IFreeBlockPolicy Clone()
+    {
+        var copy = new LifoPreferUnhashed();
+        copy.stack.AddRange(stack);
+        return copy;
+    }
+
     public void HashDropped(int block)
     {
         // The stack's order does not depend on hashes; TakeForAllocation asks at take time.

@@ -1,0 +1,288 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using ILGPU;
+using ILGPU.Runtime;
+using PagedKv.Allocation;
+
+namespace PagedKv.Sequences;
+
+/// <summary>What <see cref="PagedSeqState.EnsureCapacity"/> did. The two refusals take nothing.</summary>
+public enum EnsureCapacityResult
+{
+    /// <summary>The sequence can hold the target length (new blocks, if any, are on the device).</summary>
+    Done,
+
+    /// <summary>The pool has fewer free blocks than needed.</summary>
+    PoolExhausted,
+
+    /// <summary>More blocks would be needed than <see cref="PagedSeqState.MaxBlocksPerSeq"/>.</summary>
+    ExceedsMaxBlocks,
+}
+
+/// <summary>
+/// One sequence's paged-KV state: its logical → physical block table and token count on the
+/// host, mirrored into two device buffers that paged-attention kernels read — the block table
+/// (<see cref="MaxBlocksPerSeq"/> × u32) and the context length (1 × u32).
+/// </summary>
+/// <remarks>
+/// Mirror invariant (<see cref="Validate"/>; asserted after every operation in Debug builds):
+/// the device table is the host blocks followed by zeros, and the device length is the length
+/// last synced (<see cref="SyncContextLen"/>), 0 after creation and after <see cref="Release"/>.
+/// Every operation is all or nothing: on a refusal, a misuse (<see cref="PagedKvException"/>)
+/// or a device fault (<see cref="DeviceFaultException"/>) allocator, host and device are as before.
+/// Divergences from the original: docs/divergences.md, D9–D12.
+/// </remarks>
+public sealed class PagedSeqState : IDisposable
+{
+    private readonly IDeviceCopies copies;
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense> table;
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense> contextLen;
+    private readonly List<int> blocks = new();
+    private int deviceLen;
+    private bool mirrorLost;
+
+    /// <summary>Allocates both device buffers on <paramref name="accelerator"/>, zeroed. Takes no block.</summary>
+    /// <exception cref="PagedKvException"><see cref="Fault.BlockSizeOutOfRange"/>, <see cref="Fault.MaxBlocksOutOfRange"/>.</exception>
+    public PagedSeqState(Accelerator accelerator, int blockSize, int maxBlocksPerSeq, IDeviceCopies? copies = null)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (blockSize < 1 || blockSize > Limits.MaxBlockSize)
+        {
+            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize,
+                $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
+        }
+        if (maxBlocksPerSeq < 1 || maxBlocksPerSeq > Limits.MaxBlocksPerSeq)
+        {
+            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocksPerSeq,
+                $"max_blocks_per_seq={maxBlocksPerSeq} is outside [1, {Limits.MaxBlocksPerSeq}]");
+        }
+        BlockSize = blockSize;
+        MaxBlocksPerSeq = maxBlocksPerSeq;
+        this.copies = copies ?? DirectCopies.Instance;
+        table = accelerator.Allocate1D<uint>(maxBlocksPerSeq);
+        contextLen = accelerator.Allocate1D<uint>(1);
+        table.MemSetToZero();
+        contextLen.MemSetToZero();
+        accelerator.Synchronize();
+        AssertMirror();
+    }
+
+    public int BlockSize { get; }
+
+    public int MaxBlocksPerSeq { get; }
+
+    /// <summary>Physical block ids, logical order.</summary>
+    public IReadOnlyList<int> Blocks => blocks;
+
+    /// <summary>Tokens in the sequence (host side; the device sees it after <see cref="SyncContextLen"/>).</summary>
+    public int Len { get; private set; }
+
+    /// <summary>Tokens the current blocks can hold.</summary>
+    public long TokenCapacity => (long)blocks.Count * BlockSize;
+
+    /// <summary>Bytes this sequence's completed operations copied host → device (not counting
+    /// the zero fill at creation). Failed operations count nothing.</summary>
+    public long BytesWritten { get; private set; }
+
+    /// <summary>The device block table, for kernels.</summary>
+    public ArrayView<uint> DeviceBlockTable => table.View;
+
+    /// <summary>The device context length (one u32), for kernels.</summary>
+    public ArrayView<uint> DeviceContextLen => contextLen.View;
+
+    /// <summary>Makes the sequence able to hold <paramref name="targetLen"/> tokens: takes the
+    /// missing blocks from <paramref name="allocator"/> (all or nothing) and copies only the new
+    /// table entries to the device (4 bytes per new block). Idempotent when already big enough.</summary>
+    /// <exception cref="PagedKvException"><see cref="Fault.LengthOutOfRange"/> when targetLen &lt; 0.</exception>
+    /// <exception cref="DeviceFaultException">The copy failed; no block was taken.</exception>
+    public EnsureCapacityResult EnsureCapacity(BlockAllocator allocator, int targetLen)
+    {
+        ArgumentNullException.ThrowIfNull(allocator);
+        CheckUsable();
+        if (targetLen < 0)
+        {
+            throw new PagedKvException(Fault.LengthOutOfRange, targetLen, $"target_len={targetLen} is negative");
+        }
+        int needed = (int)(((long)targetLen + BlockSize - 1) / BlockSize);
+        if (needed > MaxBlocksPerSeq)
+        {
+            return EnsureCapacityResult.ExceedsMaxBlocks;
+        }
+        int missing = needed - blocks.Count;
+        if (missing <= 0)
+        {
+            return EnsureCapacityResult.Done;
+        }
+        if (!allocator.TryPlanAllocation(missing, out int[]? planned))
+        {
+            return EnsureCapacityResult.PoolExhausted;
+        }
+        // Device first: a failed copy leaves its target unchanged, and nothing else has changed yet.
+        copies.CopyToDevice(ToU32(planned), table.View.SubView(blocks.Count, missing));
+        bool taken = allocator.TryAllocateN(missing, out int[]? allocated);
+        Debug.Assert(taken && allocated.AsSpan().SequenceEqual(planned), "allocation differs from its plan");
+        blocks.AddRange(planned);
+        BytesWritten += 4L * missing;
+        AssertMirror();
+        return EnsureCapacityResult.Done;
+    }
+
+    /// <summary>Sets the host length. It may not exceed what the blocks hold: a kernel would
+    /// otherwise read table entries that name no block of this sequence.</summary>
+    /// <exception cref="PagedKvException"><see cref="Fault.LengthOutOfRange"/> when len &lt; 0 or &gt; <see cref="TokenCapacity"/>.</exception>
+    public void SetLen(int len)
+    {
+        CheckUsable();
+        if (len < 0 || len > TokenCapacity)
+        {
+            throw new PagedKvException(Fault.LengthOutOfRange, len,
+                $"len={len} is outside [0, {TokenCapacity}] (blocks × block_size)");
+        }
+        Len = len;
+        AssertMirror();
+    }
+
+    /// <summary><see cref="SetLen"/>(Len + tokens).</summary>
+    public void AdvanceLen(int tokens)
+    {
+        long len = (long)Len + tokens;
+        if (len < int.MinValue || len > int.MaxValue)
+        {
+            throw new PagedKvException(Fault.LengthOutOfRange, len, $"len={len} is outside [0, {TokenCapacity}]");
+        }
+        SetLen((int)len);
+    }
+
+    /// <summary>Copies the host length to the device (4 bytes).</summary>
+    /// <exception cref="DeviceFaultException">The copy failed; the device length is unchanged.</exception>
+    public void SyncContextLen()
+    {
+        CheckUsable();
+        copies.CopyToDevice([(uint)Len], contextLen.View);
+        deviceLen = Len;
+        BytesWritten += 4;
+        AssertMirror();
+    }
+
+    /// <summary>Returns every block to <paramref name="allocator"/> and resets host and device to
+    /// a fresh sequence's state: zeroes the used prefix of the device table and the device length
+    /// (4 × blocks + 4 bytes). Buffers are kept for reuse.</summary>
+    /// <exception cref="PagedKvException">What <see cref="BlockAllocator.Free"/> would throw (another owner
+    /// freed one of these blocks); nothing changed.</exception>
+    /// <exception cref="DeviceFaultException">A copy failed; everything is as before.</exception>
+    public void Release(BlockAllocator allocator)
+    {
+        ArgumentNullException.ThrowIfNull(allocator);
+        CheckUsable();
+        int[] held = blocks.ToArray();
+        allocator.EnsureCanFree(held);
+        if (held.Length > 0)
+        {
+            copies.CopyToDevice(new uint[held.Length], table.View.SubView(0, held.Length));
+        }
+        try
+        {
+            copies.CopyToDevice([0u], contextLen.View);
+        }
+        catch (DeviceFaultException fault)
+        {
+            Undo(() => copies.CopyToDevice(ToU32(held), table.View.SubView(0, held.Length)), held.Length > 0, fault);
+            throw;
+        }
+        allocator.Free(held);
+        blocks.Clear();
+        Len = 0;
+        deviceLen = 0;
+        BytesWritten += 4L * held.Length + 4;
+        AssertMirror();
+    }
+
+    /// <summary>The device buffers read back: the whole table and the length.</summary>
+    public (uint[] Table, uint Len) ReadDevice() => (table.GetAsArray1D(), contextLen.GetAsArray1D()[0]);
+
+    /// <summary>Checks the mirror invariant against the device (a read-back) and the host bounds;
+    /// throws <see cref="InvariantViolationException"/>.</summary>
+    public void Validate()
+    {
+        if (FirstViolation() is (string name, string detail))
+        {
+            throw new InvariantViolationException(name, detail);
+        }
+    }
+
+    public void Dispose()
+    {
+        table.Dispose();
+        contextLen.Dispose();
+    }
+
+    private void Undo(Action undo, bool needed, DeviceFaultException fault)
+    {
+        if (!needed)
+        {
+            return;
+        }
+        try
+        {
+            undo();
+        }
+        catch (DeviceFaultException second)
+        {
+            mirrorLost = true;
+            throw new DeviceMirrorLostException("a device copy failed and undoing the operation's earlier copy failed too", new AggregateException(fault, second));
+        }
+    }
+
+    private void CheckUsable()
+    {
+        if (mirrorLost)
+        {
+            throw new InvalidOperationException("this sequence's device mirror was lost; dispose it");
+        }
+    }
+
+    private static uint[] ToU32(int[] values) => Array.ConvertAll(values, v => (uint)v);
+
+    [Conditional("DEBUG")]
+    private void AssertMirror()
+    {
+        var violation = FirstViolation();
+        Debug.Assert(violation is null, $"{violation?.Name}: {violation?.Detail}");
+    }
+
+    private (string Name, string Detail)? FirstViolation()
+    {
+        if (blocks.Count > MaxBlocksPerSeq || Len < 0 || Len > TokenCapacity)
+        {
+            return (SequenceInvariants.HostBounds, $"{blocks.Count} blocks (max {MaxBlocksPerSeq}), len {Len}, capacity {TokenCapacity}");
+        }
+        var (device, len) = ReadDevice();
+        for (int i = 0; i < device.Length; i++)
+        {
+            uint expected = i < blocks.Count ? (uint)blocks[i] : 0u;
+            if (device[i] != expected)
+            {
+                return (SequenceInvariants.TableMirror, $"device table[{i}] = {device[i]}, host says {expected}");
+            }
+        }
+        if (len != (uint)deviceLen)
+        {
+            return (SequenceInvariants.LengthMirror, $"device len {len}, last synced {deviceLen}");
+        }
+        return null;
+    }
+}
+
+/// <summary>The sequence invariants, each named once (see <see cref="PagedSeqState"/>).</summary>
+public static class SequenceInvariants
+{
+    /// <summary>blocks ≤ max_blocks_per_seq and 0 ≤ len ≤ blocks × block_size.</summary>
+    public const string HostBounds = "seq-host-bounds";
+
+    /// <summary>device table = host blocks followed by zeros.</summary>
+    public const string TableMirror = "seq-table-mirror";
+
+    /// <summary>device length = the length last synced (0 when fresh or released).</summary>
+    public const string LengthMirror = "seq-length-mirror";
+}
