@@ -8,7 +8,7 @@ open Xunit
 open PagedKv.Cli.Replay
 
 let private run (lines: string list) =
-    let session = ReplaySession()
+    let session = new ReplaySession()
     let responses = lines |> List.map session.Handle
     session, responses
 
@@ -82,3 +82,28 @@ let ``D7 negative counts and capacities are invalid_argument`` () =
 [<Fact>]
 let ``D8 block_size 0 is invalid_argument`` () =
     rejects alloc1 """{"op":"block_hash_chain","tokens":[1,2],"block_size":0}""" "invalid_argument"
+
+let private seq0 = [ """{"op":"new","capacity":2}"""; """{"op":"seq_new","seq":0,"block_size":1,"max_blocks":4}""" ]
+
+[<Fact>]
+let ``D9 ensure_capacity is all or nothing: an exhausted pool gives no block and leaves the device as it was`` () =
+    rejects seq0 """{"op":"seq_ensure_capacity","seq":0,"target_len":3}""" "resource_exhausted"
+    rejects seq0 """{"op":"seq_ensure_capacity","seq":0,"target_len":5}""" "resource_exhausted"
+
+[<Fact>]
+let ``D10 ensure_capacity writes only new table entries: 4 bytes per new block`` () =
+    let session, _ = run (seq0 @ [ """{"op":"seq_ensure_capacity","seq":0,"target_len":1}"""; """{"op":"seq_ensure_capacity","seq":0,"target_len":1}""" ])
+    // The original writes all max_blocks entries on every call: 2 × 16 bytes here.
+    Assert.Equal("""{"ok":{"blocks":[0],"len":0,"device_table":[0,0,0,0],"device_len":0,"bytes_written":4}}""", session.Handle """{"op":"seq_state","seq":0}""")
+
+[<Fact>]
+let ``D11 release resets the device table prefix and the device length`` () =
+    let session, _ =
+        run (seq0 @ [ """{"op":"seq_ensure_capacity","seq":0,"target_len":2}"""; """{"op":"seq_set_len","seq":0,"len":2}"""
+                      """{"op":"seq_sync","seq":0}"""; """{"op":"seq_release","seq":0}""" ])
+    // The original leaves device_table [0,1,0,0] and device_len 2 behind.
+    Assert.Equal("""{"ok":{"blocks":[],"len":0,"device_table":[0,0,0,0],"device_len":0,"bytes_written":24}}""", session.Handle """{"op":"seq_state","seq":0}""")
+
+[<Fact>]
+let ``D12 a length past what the blocks hold is invalid_argument`` () =
+    rejects (seq0 @ [ """{"op":"seq_ensure_capacity","seq":0,"target_len":1}""" ]) """{"op":"seq_set_len","seq":0,"len":2}""" "invalid_argument"

@@ -56,7 +56,7 @@ let traces = traceFiles |> Array.map (fun f -> [| box (Path.GetFileName f) |])
 
 [<Theory; MemberData(nameof traces)>]
 let ``the original's trace replays with identical outs, through the protocol and through the spec`` (file: string) =
-    let session = ReplaySession()
+    use session = new ReplaySession()
     let mutable model = None
     let lines = File.ReadAllLines(Path.Combine(Settings.sharedDir, "vectors", "ferrum-traces", file)) |> Array.filter (fun l -> l.Trim() <> "")
     Assert.True(lines.Length >= 100)
@@ -75,28 +75,44 @@ let ``the original's trace replays with identical outs, through the protocol and
         model <- state
         Assert.True((expected = comparable (node (Op.outcomeJson outcome))), sprintf "%s line %d: %s → expected %s, spec gave %s" file (i + 1) request expected (Op.outcomeJson outcome))
 
-/// Random histories, rendered as protocol lines, give exactly the spec's responses, and the
-/// `state` op reports exactly the spec's state after every line.
-[<Property(Arbitrary = [| typeof<HistoryArb> |], MaxTest = 60)>]
-let ``protocol responses equal the spec's on random histories`` (h: History) =
-    let session = ReplaySession()
-    let state0 = Allocator.create h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f) |> Model.world
-    session.Handle(Op.toJson (New h.Capacity)) |> ignore
-    let stateJson (w: Model.World) =
-        let snap = Allocator.snapshot w.Alloc
-        let ints (xs: int list) = "[" + String.Join(",", xs) + "]"
-        let table = snap.HashTable |> List.map (fun (hash, b) -> sprintf """{"hash":"%d","block":%d}""" hash b)
-        sprintf """{"ok":{"capacity":%d,"free_list":%s,"ref_counts":%s,"hash_table":[%s],"peak_in_use":%d}}"""
-            snap.Capacity (ints snap.FreeList) (ints snap.RefCounts) (String.Join(",", table)) snap.PeakInUse
-    h.Ops
-    |> List.fold (fun (model, ok) aop ->
-        let op = History.resolve model aop
-        let expected, model' = Model.step op model
-        let response = session.Handle(Op.toJson op)
-        let same = comparable (node response) = comparable (node (Op.outcomeJson expected))
-        let sameState = session.Handle """{"op":"state"}""" = stateJson model'
-        model', ok && same && sameState) (state0, true)
-    |> snd
+let private ints (xs: int list) = "[" + String.Join(",", xs) + "]"
+
+let private stateJson (w: Model.World) =
+    let snap = Allocator.snapshot w.Alloc
+    let table = snap.HashTable |> List.map (fun (hash, b) -> sprintf """{"hash":"%d","block":%d}""" hash b)
+    sprintf """{"ok":{"capacity":%d,"free_list":%s,"ref_counts":%s,"hash_table":[%s],"peak_in_use":%d}}"""
+        snap.Capacity (ints snap.FreeList) (ints snap.RefCounts) (String.Join(",", table)) snap.PeakInUse
+
+let private seqStateJson (w: Model.World) q =
+    match (Model.snapshot w).Seqs |> List.tryFind (fst >> (=) q) with
+    | None -> "err invalid_argument"
+    | Some(_, s) ->
+        "ok " + sprintf """{"blocks":%s,"len":%d,"device_table":%s,"device_len":%d,"bytes_written":%d}"""
+                    (ints s.Blocks) s.Len (ints s.DeviceTable) s.DeviceLen s.BytesWritten
+
+/// Random histories over an allocator and sequences (on the CPU accelerator), rendered as
+/// protocol lines, give exactly the spec's responses; `state` and every `seq_state` report
+/// exactly the spec's state after every line.
+[<Property(MaxTest = 60)>]
+let ``protocol responses equal the spec's on random histories`` () =
+    Prop.forAll History.arbWithSequences (fun h ->
+        use session = new ReplaySession()
+        let state0 = Allocator.create h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f) |> Model.world
+        session.Handle(Op.toJson (New h.Capacity)) |> ignore
+        h.Ops
+        |> List.fold (fun (model, ok) aop ->
+            let op = History.resolve model aop
+            let expected, model' = Model.step op model
+            let response = session.Handle(Op.toJson op)
+            let same = comparable (node response) = comparable (node (Op.outcomeJson expected))
+            let sameState = session.Handle """{"op":"state"}""" = stateJson model'
+            let sameSeqs =
+                [ 0 .. 3 ] |> List.forall (fun q ->
+                    let actual = node (session.Handle(sprintf """{"op":"seq_state","seq":%d}""" q))
+                    let actual = match actual["err"] with null -> "ok " + actual["ok"].ToJsonString() | e -> "err " + e.GetValue<string>()
+                    actual = seqStateJson model' q)
+            model', ok && same && sameState && sameSeqs) (state0, true)
+        |> snd)
 
 let malformed =
     [ "", "not json"
@@ -122,7 +138,7 @@ let malformed =
 
 [<Theory; MemberData(nameof malformed)>]
 let ``a malformed line is a bad_request and changes nothing`` (line: string) (why: string) =
-    let session = ReplaySession()
+    use session = new ReplaySession()
     for setup in [ """{"op":"new","capacity":4}"""; """{"op":"allocate_n","n":2}"""; """{"op":"register_block_hash","block":0,"hash":"5"}""" ] do
         Assert.StartsWith("{\"ok\"", session.Handle setup)
     let before = session.Handle """{"op":"state"}"""
@@ -133,15 +149,17 @@ let ``a malformed line is a bad_request and changes nothing`` (line: string) (wh
 
 [<Fact>]
 let ``ops before new are bad_request; hashing needs no allocator`` () =
-    let session = ReplaySession()
+    use session = new ReplaySession()
     for op in [ "allocate"; "free_count"; "capacity"; "peak_in_use"; "hash_table_size"; "state" ] do
         Assert.Contains("\"bad_request\"", session.Handle(sprintf """{"op":"%s"}""" op))
+    Assert.Contains("\"bad_request\"", session.Handle """{"op":"seq_new","seq":0,"block_size":4,"max_blocks":4}""")
+    Assert.Contains("\"bad_request\"", session.Handle """{"op":"seq_state","seq":0}""")
     Assert.Equal("""{"ok":"2435999049025295583"}""", session.Handle """{"op":"block_hash","parent":"0x0","tokens":[0]}""")
     Assert.Equal("""{"ok":"2435999049025295583"}""", session.Handle """{"op":"block_hash","parent":0,"tokens":[0]}""")
 
 [<Fact>]
 let ``hashes are accepted as decimal string, hex string and integer; answered as decimal strings`` () =
-    let session = ReplaySession()
+    use session = new ReplaySession()
     session.Handle """{"op":"new","capacity":2}""" |> ignore
     session.Handle """{"op":"allocate"}""" |> ignore
     for form in [ "\"255\""; "\"0xff\""; "\"0XFF\""; "255" ] do
@@ -167,8 +185,13 @@ let ``hashes are accepted as decimal string, hex string and integer; answered as
 [<InlineData("""{"op":"block_hash_chain","tokens":[1],"block_size":0}""", "invalid_argument")>]
 [<InlineData("""{"op":"block_hash_chain","tokens":[1],"block_size":-3}""", "invalid_argument")>]
 [<InlineData("""{"op":"block_hash_chain","tokens":[1],"block_size":99999999999}""", "invalid_argument")>]
+[<InlineData("""{"op":"seq_sync","seq":0}""", "invalid_argument")>]
+[<InlineData("""{"op":"seq_new","seq":-1,"block_size":4,"max_blocks":4}""", "invalid_argument")>]
+[<InlineData("""{"op":"seq_new","seq":0,"block_size":0,"max_blocks":4}""", "invalid_argument")>]
+[<InlineData("""{"op":"seq_new","seq":0,"block_size":4,"max_blocks":0}""", "invalid_argument")>]
+[<InlineData("""{"op":"seq_new","seq":0,"block_size":4,"max_blocks":99999999999}""", "invalid_argument")>]
 let ``misuse gets its error kind and changes nothing`` (line: string) (kind: string) =
-    let session = ReplaySession()
+    use session = new ReplaySession()
     session.Handle """{"op":"new","capacity":3}""" |> ignore
     session.Handle """{"op":"allocate"}""" |> ignore
     let before = session.Handle """{"op":"state"}"""
@@ -180,6 +203,6 @@ let ``misuse gets its error kind and changes nothing`` (line: string) (kind: str
 let ``replay reads lines and writes one response per non-blank line`` () =
     let input = new StringReader("{\"op\":\"new\",\"capacity\":1}\n\n{\"op\":\"allocate\"}\n{\"op\":\"allocate\"}\n")
     let output = new StringWriter()
-    ReplaySession().Run(input, output)
+    (new ReplaySession()).Run(input, output)
     let lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
     Assert.Equal<string[]>([| """{"ok":null}"""; """{"ok":0}"""; """{"err":"resource_exhausted","msg":"paged KV pool exhausted (capacity=1 blocks, all in use)"}""" |], lines)

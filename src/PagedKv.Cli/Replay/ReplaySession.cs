@@ -6,6 +6,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using PagedKv.Allocation;
 using PagedKv.Hashing;
+using PagedKv.Sequences;
 
 namespace PagedKv.Cli.Replay;
 
@@ -14,7 +15,7 @@ namespace PagedKv.Cli.Replay;
 /// line in, one JSON response line out. A bad line gets an error response and changes nothing;
 /// it never ends the session.
 /// </summary>
-public sealed class ReplaySession
+public sealed partial class ReplaySession
 {
     /// <summary>An op: the fields it takes, and its handler. Every handler reads all its fields
     /// before it changes anything, so a missing or mistyped field is a bad_request that has
@@ -23,9 +24,13 @@ public sealed class ReplaySession
 
     private readonly Dictionary<string, Handler> handlers;
     private BlockAllocator? allocator;
+    private readonly Func<ILGPU.Runtime.Accelerator> accelerator;
 
-    public ReplaySession()
+    /// <summary>A session whose sequences live on <paramref name="accelerator"/> (default: ILGPU's
+    /// CPU accelerator, created on the first sequence op).</summary>
+    public ReplaySession(Func<ILGPU.Runtime.Accelerator>? accelerator = null)
     {
+        this.accelerator = accelerator ?? (() => PagedKv.Harness.Devices.cpu.Value);
         handlers = new(StringComparer.Ordinal)
         {
             ["new"] = new(["capacity"], New),
@@ -45,6 +50,7 @@ public sealed class ReplaySession
             ["block_hash"] = new(["parent", "tokens"], BlockHash),
             ["block_hash_chain"] = new(["tokens", "block_size"], BlockHashChain),
         };
+        AddSequenceOps(handlers);
     }
 
     /// <summary>Answers one request line.</summary>
@@ -84,6 +90,10 @@ public sealed class ReplaySession
         {
             return Error(e.Kind == ErrorKind.InvalidArgument ? "invalid_argument" : "invalid_state", e.Message);
         }
+        catch (Exception e) when (e is DeviceFaultException or DeviceMirrorLostException)
+        {
+            return Error("device_error", e.Message);
+        }
     }
 
     /// <summary>Runs every line of <paramref name="input"/>, writing one response line each.</summary>
@@ -112,6 +122,7 @@ public sealed class ReplaySession
                 $"capacity={capacity} is outside [0, {Limits.MaxCapacity}]");
         }
         allocator = new BlockAllocator((int)capacity);
+        DropSequences();
         return null;
     }
 
