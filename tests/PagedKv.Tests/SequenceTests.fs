@@ -63,8 +63,21 @@ type Scripted(failing: int list) =
             DirectCopies.Instance.CopyToDevice(source, target)
 
 [<Collection("device")>]
-type SequenceUnits() =
+type SequenceUnits(output: ITestOutputHelper) =
     let acc = Devices.cpu.Value
+
+    [<Fact>]
+    member _.``a 4096-token decode writes 4 bytes per block, not 4 x max_blocks per call``() =
+        let blockSize, maxBlocks, tokens = 16, 256, 4096
+        let a = BlockAllocator(maxBlocks)
+        use s = new PagedSeqState(acc, blockSize, maxBlocks)
+        for t in 1..tokens do
+            Assert.Equal(EnsureCapacityResult.Done, s.EnsureCapacity(a, t))
+        // The original writes the whole padded table on every call (paged_pool.rs ensure_capacity).
+        let original = int64 tokens * 4L * int64 maxBlocks
+        output.WriteLine(sprintf "decode of %d tokens, block %d, max_blocks %d: %d ensure_capacity calls wrote %d bytes (original: %d bytes, %.0fx more)"
+                            tokens blockSize maxBlocks tokens s.BytesWritten original (float original / float s.BytesWritten))
+        Assert.Equal(4L * int64 (tokens / blockSize), s.BytesWritten)
 
     [<Fact>]
     member _.``ensure_capacity copies only the new entries: 4 bytes per new block, 0 when big enough``() =
