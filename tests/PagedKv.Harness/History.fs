@@ -214,16 +214,39 @@ module History =
         | GFaulty(inner, k) -> Seq.append (Seq.singleton inner) (shrinkOp inner |> Seq.map (fun i -> GFaulty(i, k)))
         | GAllocate | GQuery _ | GSeqSync _ | GSeqRelease _ -> Seq.empty
 
-    /// Shorter histories first (halves, quarters, … single ops), then a smaller capacity,
-    /// then simpler arguments.
+    /// How many blocks an allocation op takes, if it is one.
+    let private allocates op =
+        match op with
+        | GAllocate -> Some 1
+        | GAllocateN n when n >= 0 -> Some n
+        | _ -> None
+
+    /// Shorter histories first: from the last `new` on (as a fresh history), halves, quarters,
+    /// … single ops removed, pairs removed, adjacent allocations merged into one allocate_n; then a smaller
+    /// capacity, then simpler arguments.
     let shrink (h: History) : seq<History> =
         seq {
             let n = h.Ops.Length
+            match List.tryFindIndexBack (function GNew c -> c >= 0 && c <= Limits.maxCapacity | _ -> false) h.Ops with
+            | Some i ->
+                match h.Ops[i] with
+                | GNew c -> yield { Capacity = c; Ops = List.skip (i + 1) h.Ops }
+                | _ -> ()
+            | None -> ()
             let mutable chunk = n / 2
             while chunk >= 1 do
                 for start in 0..chunk .. n - chunk do
                     yield { h with Ops = List.take start h.Ops @ List.skip (start + chunk) h.Ops }
                 chunk <- chunk / 2
+            // Pairs (an acquire and its free, say) that only go away together; short histories only.
+            if n <= 30 then
+                for i in 0 .. n - 2 do
+                    for j in i + 1 .. n - 1 do
+                        yield { h with Ops = h.Ops |> List.removeAt j |> List.removeAt i }
+            for i in 0 .. n - 2 do
+                match allocates h.Ops[i], allocates h.Ops[i + 1] with
+                | Some a, Some b -> yield { h with Ops = List.take i h.Ops @ [ GAllocateN(a + b) ] @ List.skip (i + 2) h.Ops }
+                | _ -> ()
             if h.Capacity > 0 then
                 yield { h with Capacity = h.Capacity / 2 }
                 yield { h with Capacity = h.Capacity - 1 }
