@@ -44,14 +44,14 @@ let ensureCapacity (target: int) (alloc: Allocator.State, s: State) : Outcome<un
         | Ok blocks, alloc' -> Ok(), (alloc', { s with Blocks = s.Blocks @ blocks; BytesWritten = s.BytesWritten + 4L * int64 missing })
         | Error e, _ -> Error e, (alloc, s)
 
-let setLen (len: int) (s: State) : Outcome<unit> * State =
-    if len < 0 || int64 len > tokenCapacity s then Error(Fault(LengthOutOfRange len)), s
-    else Ok(), { s with Len = len }
+let private setLen64 (len: int64) (s: State) : Outcome<unit> * State =
+    if len < 0L || len > tokenCapacity s then Error(Fault(LengthOutOfRange(int len))), s
+    else Ok(), { s with Len = int len }
 
-let advanceLen (tokens: int) (s: State) : Outcome<unit> * State =
-    let len = int64 s.Len + int64 tokens
-    if len < int64 System.Int32.MinValue || len > int64 System.Int32.MaxValue then Error(Fault(LengthOutOfRange(int len))), s
-    else setLen (int len) s
+let setLen (len: int) (s: State) = setLen64 (int64 len) s
+
+/// Computed without overflow: a sum past 32 bits is out of range like any other.
+let advanceLen (tokens: int) (s: State) = setLen64 (int64 s.Len + int64 tokens) s
 
 let sync (s: State) : State =
     { s with DeviceLen = s.Len; BytesWritten = s.BytesWritten + 4L }

@@ -145,7 +145,7 @@ module History =
                   |> Gen.map GSeqNew
                   30, Gen.zip q (Gen.frequency [ 75, Gen.choose (0, 24); 17, Gen.choose (25, 80); 4, Gen.choose (-3, -1); 4, Gen.constant Int32.MaxValue ]) |> Gen.map GSeqEnsure
                   14, Gen.zip q (Gen.frequency [ 90, Gen.choose (0, 100); 6, Gen.choose (101, 150); 4, Gen.choose (-20, -1) ]) |> Gen.map GSeqSetLen
-                  8, Gen.zip q (Gen.frequency [ 90, Gen.choose (0, 8); 10, Gen.choose (-10, 40) ]) |> Gen.map GSeqAdvance
+                  8, Gen.zip q (Gen.frequency [ 88, Gen.choose (0, 8); 10, Gen.choose (-10, 40); 2, Gen.elements [ Int32.MaxValue; Int32.MinValue ] ]) |> Gen.map GSeqAdvance
                   16, q |> Gen.map GSeqSync
                   12, q |> Gen.map GSeqRelease ]
         Gen.frequency [ 82, op; 18, Gen.zip op (Gen.choose (0, 1)) |> Gen.map GFaulty ]

@@ -88,6 +88,8 @@ type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: 
         match seqs.TryGetValue q with
         | true, s -> s
         | _ -> raise (PagedKvException(PagedKv.Fault.UnknownSequence, q, sprintf "no sequence %d" q))
+    let expectNoBlock name (b: int) =
+        if b <> -1 then failwithf "%s failed but gave block %d (must be -1)" name b
     let device () =
         match accelerator with
         | Some acc -> acc
@@ -116,11 +118,14 @@ type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: 
                 | Allocate ->
                     match a.TryAllocate() with
                     | true, b -> Ok(Block b)
-                    | _ -> Error Exhausted
+                    | false, b -> expectNoBlock "TryAllocate" b; Error Exhausted
                 | AllocateN n ->
-                    match a.TryAllocateN n with
-                    | true, bs -> Ok(Blocks(List.ofArray bs))
-                    | _ -> Error Exhausted
+                    // The plan must predict the allocation exactly (or fail the same way).
+                    let planned = try Choice1Of2(a.TryPlanAllocation n) with :? PagedKvException as e -> Choice2Of2 e
+                    match a.TryAllocateN n, planned with
+                    | (true, bs), Choice1Of2(true, plan) when plan = bs -> Ok(Blocks(List.ofArray bs))
+                    | (false, null), Choice1Of2(false, null) -> Error Exhausted
+                    | result, plan -> failwithf "TryPlanAllocation(%d) = %A but TryAllocateN gave %A" n plan result
                 | Free bs ->
                     a.Free(ReadOnlySpan(Array.ofList bs))
                     Ok Done
@@ -136,7 +141,7 @@ type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: 
                 | TryAcquireByHash h ->
                     match a.TryAcquireByHash h with
                     | true, b -> Ok(Hit(Some b))
-                    | _ -> Ok(Hit None)
+                    | false, b -> expectNoBlock "TryAcquireByHash" b; Ok(Hit None)
                 | RefCount b -> Ok(Count(a.RefCount b))
                 | FreeCount -> Ok(Count a.FreeCount)
                 | Capacity -> Ok(Count a.Capacity)
@@ -171,6 +176,9 @@ type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: 
                     (seq q).Release a
                     Ok Done
             with :? PagedKvException as e ->
+                // A clear error names the offending value.
+                if not (e.Message.Contains(string e.Value)) then
+                    failwithf "%A error message does not name the value %d: %s" e.Fault e.Value e.Message
                 Error(Fault(Convert.fault e))
 
         member _.Snapshot() =
@@ -179,5 +187,12 @@ type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: 
 
         member _.Validate() =
             a.Validate()
+            // TryGetBlockHash is the inverse of the hash table, block by block.
+            let table = a.Snapshot().HashTable |> Seq.map (fun struct (h, b) -> b, h) |> Map.ofSeq
+            for b in 0 .. a.Capacity - 1 do
+                match a.TryGetBlockHash b, table.TryFind b with
+                | (true, h), Some h' when h = h' -> ()
+                | (false, 0UL), None -> ()
+                | got, expected -> failwithf "TryGetBlockHash(%d) = %A, hash table says %A" b got expected
             for s in seqs.Values do
                 s.Validate()

@@ -23,6 +23,8 @@ let private fresh () =
 let private violated (name: string) (a: BlockAllocator) =
     let e = Assert.Throws<InvariantViolationException>(fun () -> a.Validate())
     Assert.Equal(name, e.Invariant)
+    // The report names the invariant and gives the numbers that broke it.
+    Assert.Matches(sprintf @"^invariant %s violated: .*\d" name, e.Message)
 
 [<Fact>]
 let ``ids-in-range: a hash pointing past capacity`` () =

@@ -17,7 +17,7 @@ type IgnoresUnhashedPreference() =
     interface IFreeBlockPolicy with
         member _.Count = inner.Count
         member _.Reset c = inner.Reset c
-        member _.Release b = inner.Release b
+        member _.Release(b, h) = inner.Release(b, h)
         member _.TakeForAllocation _ = inner.TakeForAllocation(fun _ -> false)
         member _.Take b = inner.Take b
         member _.HashDropped b = inner.HashDropped b
@@ -31,7 +31,7 @@ type ShiftRemove() =
     interface IFreeBlockPolicy with
         member _.Count = stack.Count
         member _.Reset c = stack.Clear(); stack.AddRange [ c - 1 .. -1 .. 0 ]
-        member _.Release b = stack.Add b
+        member _.Release(b, _) = stack.Add b
         member _.TakeForAllocation hasHash =
             let i = [ stack.Count - 1 .. -1 .. 0 ] |> List.tryFind (fun i -> not (hasHash.Invoke stack[i]))
             removeAt (defaultArg i (stack.Count - 1))

@@ -177,7 +177,7 @@ public sealed partial class BlockAllocator
             refCounts[block]--;
             if (refCounts[block] == 0)
             {
-                free.Release(block);
+                free.Release(block, blockToHash[block].HasValue);
             }
         }
         AssertInvariants(peakBefore);
@@ -263,10 +263,6 @@ public sealed partial class BlockAllocator
         {
             throw new PagedKvException(Fault.RegisterOnFreeBlock, block,
                 $"register_block_hash: block {block} is free (ref_count=0)");
-        }
-        if (blockToHash[block] == hash)
-        {
-            return;
         }
         int peakBefore = PeakInUse;
         DropHash(block);

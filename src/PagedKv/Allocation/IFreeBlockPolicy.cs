@@ -22,8 +22,9 @@ public interface IFreeBlockPolicy
     /// allocations on a fresh allocator yield 0, 1, 2, ….</summary>
     void Reset(int capacity);
 
-    /// <summary>A block's ref count has just reached 0 (it keeps its hash, if any).</summary>
-    void Release(int block);
+    /// <summary>A block's ref count has just reached 0; it keeps its hash, if it has one
+    /// (<paramref name="hasHash"/>).</summary>
+    void Release(int block, bool hasHash);
 
     /// <summary>Remove and return the block that <c>allocate</c> takes. Precondition: Count &gt; 0.</summary>
     /// <param name="hasHash">Whether a block currently has a registered hash.</param>
@@ -32,7 +33,9 @@ public interface IFreeBlockPolicy
     /// <summary>Remove a specific free block (a hash hit resurrects it). Precondition: it is free.</summary>
     void Take(int block);
 
-    /// <summary>A free block has just lost its hash (another block took the hash over).</summary>
+    /// <summary>A free block has just lost its hash (another block took the hash over). With
+    /// <see cref="Release"/>'s flag this tells the policy every change of a free block's hash
+    /// state, so it can keep hashed and unhashed free blocks apart without asking.</summary>
     void HashDropped(int block);
 
     /// <summary>An independent copy with the same order (used to plan an allocation without

@@ -36,7 +36,8 @@ public sealed class LifoPreferUnhashed : IFreeBlockPolicy
         }
     }
 
-    public void Release(int block) => stack.Add(block);
+    /// <summary>Pushes on top; the stack's order does not depend on <paramref name="hasHash"/>.</summary>
+    public void Release(int block, bool hasHash) => stack.Add(block);
 
     public int TakeForAllocation(Func<int, bool> hasHash)
     {

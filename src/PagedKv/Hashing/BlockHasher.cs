@@ -72,11 +72,12 @@ public static class BlockHasher
             v0 ^= m;
         }
 
-        ulong last = (ulong)(message.Length & 0xff) << 56;
-        for (int i = whole; i < message.Length; i++)
-        {
-            last |= (ulong)message[i] << (8 * (i - whole));
-        }
+        // Last word: the 0–7 remaining bytes, zero padding, and the length's low byte on top.
+        Span<byte> tail = stackalloc byte[8];
+        tail.Clear();
+        message[whole..].CopyTo(tail);
+        tail[7] = (byte)message.Length;
+        ulong last = BinaryPrimitives.ReadUInt64LittleEndian(tail);
         v3 ^= last;
         SipRound(ref v0, ref v1, ref v2, ref v3);
         v0 ^= last;

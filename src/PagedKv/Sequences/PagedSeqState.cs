@@ -64,7 +64,6 @@ public sealed class PagedSeqState : IDisposable
         contextLen = accelerator.Allocate1D<uint>(1);
         table.MemSetToZero();
         contextLen.MemSetToZero();
-        accelerator.Synchronize();
         AssertMirror();
     }
 
@@ -131,7 +130,12 @@ public sealed class PagedSeqState : IDisposable
     /// <summary>Sets the host length. It may not exceed what the blocks hold: a kernel would
     /// otherwise read table entries that name no block of this sequence.</summary>
     /// <exception cref="PagedKvException"><see cref="Fault.LengthOutOfRange"/> when len &lt; 0 or &gt; <see cref="TokenCapacity"/>.</exception>
-    public void SetLen(int len)
+    public void SetLen(int len) => SetLenChecked(len);
+
+    /// <summary><see cref="SetLen"/>(Len + tokens), computed without overflow.</summary>
+    public void AdvanceLen(int tokens) => SetLenChecked((long)Len + tokens);
+
+    private void SetLenChecked(long len)
     {
         CheckUsable();
         if (len < 0 || len > TokenCapacity)
@@ -139,19 +143,8 @@ public sealed class PagedSeqState : IDisposable
             throw new PagedKvException(Fault.LengthOutOfRange, len,
                 $"len={len} is outside [0, {TokenCapacity}] (blocks × block_size)");
         }
-        Len = len;
+        Len = (int)len;
         AssertMirror();
-    }
-
-    /// <summary><see cref="SetLen"/>(Len + tokens).</summary>
-    public void AdvanceLen(int tokens)
-    {
-        long len = (long)Len + tokens;
-        if (len < int.MinValue || len > int.MaxValue)
-        {
-            throw new PagedKvException(Fault.LengthOutOfRange, len, $"len={len} is outside [0, {TokenCapacity}]");
-        }
-        SetLen((int)len);
     }
 
     /// <summary>Copies the host length to the device (4 bytes).</summary>
@@ -167,7 +160,7 @@ public sealed class PagedSeqState : IDisposable
 
     /// <summary>Returns every block to <paramref name="allocator"/> and resets host and device to
     /// a fresh sequence's state: zeroes the used prefix of the device table and the device length
-    /// (4 × blocks + 4 bytes). Buffers are kept for reuse.</summary>
+    /// (4 × blocks + 4 bytes; two copies, the first empty when no block is held). Buffers are kept for reuse.</summary>
     /// <exception cref="PagedKvException">What <see cref="BlockAllocator.Free"/> would throw (another owner
     /// freed one of these blocks); nothing changed.</exception>
     /// <exception cref="DeviceFaultException">A copy failed; everything is as before.</exception>
@@ -177,17 +170,14 @@ public sealed class PagedSeqState : IDisposable
         CheckUsable();
         int[] held = blocks.ToArray();
         allocator.EnsureCanFree(held);
-        if (held.Length > 0)
-        {
-            copies.CopyToDevice(new uint[held.Length], table.View.SubView(0, held.Length));
-        }
+        copies.CopyToDevice(new uint[held.Length], table.View.SubView(0, held.Length));
         try
         {
             copies.CopyToDevice([0u], contextLen.View);
         }
         catch (DeviceFaultException fault)
         {
-            Undo(() => copies.CopyToDevice(ToU32(held), table.View.SubView(0, held.Length)), held.Length > 0, fault);
+            Undo(() => copies.CopyToDevice(ToU32(held), table.View.SubView(0, held.Length)), fault);
             throw;
         }
         allocator.Free(held);
@@ -217,12 +207,8 @@ public sealed class PagedSeqState : IDisposable
         contextLen.Dispose();
     }
 
-    private void Undo(Action undo, bool needed, DeviceFaultException fault)
+    private void Undo(Action undo, DeviceFaultException fault)
     {
-        if (!needed)
-        {
-            return;
-        }
         try
         {
             undo();
@@ -236,6 +222,7 @@ public sealed class PagedSeqState : IDisposable
 
     private void CheckUsable()
     {
+        ObjectDisposedException.ThrowIf(table.IsDisposed || contextLen.IsDisposed, this);
         if (mirrorLost)
         {
             throw new InvalidOperationException("this sequence's device mirror was lost; dispose it");

@@ -1,0 +1,156 @@
+/// Contract edges of the public API that random histories do not reach: null arguments, the
+/// free-block policy's notifications, limits at their exact bounds, disposed and lost
+/// sequences, the device-copy seam's own checks.
+module PagedKv.Tests.ContractTests
+
+open System
+open System.Collections.Generic
+open System.Reflection
+open Xunit
+open FsCheck
+open ILGPU
+open ILGPU.Runtime
+open PagedKv
+open PagedKv.Allocation
+open PagedKv.Hashing
+open PagedKv.Sequences
+open PagedKv.Harness
+
+/// The original's policy, checking on every allocation that the allocator has told it the
+/// hash state of every free block (Release's flag, HashDropped) — what an O(1) policy relies on.
+type CheckingPolicy() =
+    let inner = LifoPreferUnhashed()
+    let hashedFree = HashSet<int>()
+    interface IFreeBlockPolicy with
+        member _.Count = inner.Count
+        member _.Order = inner.Order
+        member _.Clone() = inner.Clone()
+        member _.Reset c = hashedFree.Clear(); inner.Reset c
+        member _.Release(b, hasHash) =
+            if hasHash then hashedFree.Add b |> ignore
+            inner.Release(b, hasHash)
+        member _.HashDropped b =
+            if not (hashedFree.Remove b) then failwithf "HashDropped(%d) for a block the policy holds as unhashed" b
+        member _.Take b = hashedFree.Remove b |> ignore; inner.Take b
+        member _.TakeForAllocation hasHash =
+            for b in inner.Order do
+                if hasHash.Invoke b <> hashedFree.Contains b then
+                    failwithf "free block %d: allocator says hashed=%b, notifications said %b" b (hasHash.Invoke b) (hashedFree.Contains b)
+            let b = inner.TakeForAllocation hasHash
+            hashedFree.Remove b |> ignore
+            b
+
+[<Fact>]
+let ``the allocator tells its policy every change of a free block's hash state`` () =
+    let makeSut c = new ReferenceSut(c, (fun () -> CheckingPolicy() :> IFreeBlockPolicy), None) :> ISut
+    let r = Campaign.run makeSut History.arb (int64 (40_000.0 * Settings.scale)) Settings.seed ignore
+    match r.Found with
+    | Some f -> failwithf "seed %d:\n%s" r.Seed f.Failure.Report
+    | None -> Assert.True(r.Totals.Events.ContainsKey "register-collision")
+
+[<Fact>]
+let ``Reset forgets what the policy held`` () =
+    let p = LifoPreferUnhashed() :> IFreeBlockPolicy
+    p.Reset 3
+    p.Release(7, false)
+    p.Reset 2
+    Assert.Equal<int>([ 1; 0 ], p.Order)
+
+[<Fact>]
+let ``null arguments are ArgumentNullException`` () =
+    let acc = Devices.cpu.Value
+    Assert.Throws<ArgumentNullException>(fun () -> BlockAllocator(1, null) |> ignore) |> ignore
+    Assert.Throws<ArgumentNullException>(fun () -> new PagedSeqState(null, 1, 1) |> ignore) |> ignore
+    use s = new PagedSeqState(acc, 1, 1)
+    Assert.Throws<ArgumentNullException>(fun () -> s.EnsureCapacity(null, 1) |> ignore) |> ignore
+    Assert.Throws<ArgumentNullException>(fun () -> s.Release null) |> ignore
+
+[<Fact>]
+let ``TryGetBlockHash rejects an id outside the pool`` () =
+    let a = BlockAllocator(2)
+    for b in [ -1; 2 ] do
+        let e = Assert.Throws<PagedKvException>(fun () -> a.TryGetBlockHash b |> ignore)
+        Assert.Equal(Fault.BlockOutOfRange, e.Fault)
+
+[<Fact>]
+let ``block sizes and table sizes are accepted exactly on [1, limit]`` () =
+    let acc = Devices.cpu.Value
+    let tokens = [| 1u; 2u; 3u |]
+    Assert.Empty(BlockHasher.BlockHashChain(ReadOnlySpan tokens, Limits.MaxBlockSize))
+    Assert.Throws<PagedKvException>(fun () -> BlockHasher.BlockHashChain(ReadOnlySpan tokens, Limits.MaxBlockSize + 1) |> ignore) |> ignore
+    use a = new PagedSeqState(acc, Limits.MaxBlockSize, 1)
+    use b = new PagedSeqState(acc, 1, Limits.MaxBlocksPerSeq)
+    Assert.Equal(Limits.MaxBlocksPerSeq, b.MaxBlocksPerSeq)
+
+let private everyOp (s: PagedSeqState) (a: BlockAllocator) : (string * (unit -> unit)) list =
+    [ "EnsureCapacity", (fun () -> s.EnsureCapacity(a, 1) |> ignore)
+      "SetLen", (fun () -> s.SetLen 0)
+      "AdvanceLen", (fun () -> s.AdvanceLen 0)
+      "SyncContextLen", (fun () -> s.SyncContextLen())
+      "Release", (fun () -> s.Release a) ]
+
+[<Fact>]
+let ``a disposed sequence refuses every operation`` () =
+    let a = BlockAllocator(4)
+    let s = new PagedSeqState(Devices.cpu.Value, 1, 4)
+    s.Dispose()
+    for name, op in everyOp s a do
+        Assert.Throws<ObjectDisposedException>(op) |> ignore
+        Assert.Equal(4, a.FreeCount)
+
+/// Device copies that fail from the n-th on.
+type FailFrom(n: int) =
+    let mutable i = -1
+    interface IDeviceCopies with
+        member _.CopyToDevice(source: ReadOnlySpan<uint>, target: ArrayView<uint>) =
+            i <- i + 1
+            if i >= n then raise (DeviceFaultException "scripted")
+            DirectCopies.Instance.CopyToDevice(source, target)
+
+[<Fact>]
+let ``a sequence whose mirror was lost refuses every operation`` () =
+    let a = BlockAllocator(4)
+    use s = new PagedSeqState(Devices.cpu.Value, 1, 4, FailFrom 2)
+    s.EnsureCapacity(a, 1) |> ignore // copy 0
+    Assert.Throws<DeviceMirrorLostException>(fun () -> s.Release a) |> ignore // 1 ok, 2 fails, undo fails
+    for name, op in everyOp s a do
+        Assert.Throws<InvalidOperationException>(op) |> ignore
+
+let private violated (name: string) (s: PagedSeqState) =
+    let e = Assert.Throws<InvariantViolationException>(fun () -> s.Validate())
+    Assert.Equal(name, e.Invariant)
+    Assert.Matches(sprintf @"^invariant %s violated: .*\d" name, e.Message)
+
+[<Fact>]
+let ``Validate reports each broken host bound`` () =
+    let a = BlockAllocator(4)
+    let len = typeof<PagedSeqState>.GetField("<Len>k__BackingField", BindingFlags.NonPublic ||| BindingFlags.Instance)
+    use s = new PagedSeqState(Devices.cpu.Value, 2, 1)
+    s.EnsureCapacity(a, 2) |> ignore
+    len.SetValue(s, -1)
+    violated SequenceInvariants.HostBounds s
+    len.SetValue(s, 3)
+    violated SequenceInvariants.HostBounds s
+    len.SetValue(s, 0)
+    s.Validate()
+    (typeof<PagedSeqState>.GetField("blocks", BindingFlags.NonPublic ||| BindingFlags.Instance).GetValue s :?> List<int>).Add 3
+    violated SequenceInvariants.HostBounds s
+
+[<Fact>]
+let ``Validate reports a device that drifted, naming the entry`` () =
+    let a = BlockAllocator(4)
+    use s = new PagedSeqState(Devices.cpu.Value, 1, 4)
+    s.EnsureCapacity(a, 2) |> ignore
+    s.DeviceBlockTable.SubView(3, 1).CopyFromCPU([| 9u |])
+    violated SequenceInvariants.TableMirror s
+    s.DeviceBlockTable.SubView(3, 1).CopyFromCPU([| 0u |])
+    s.DeviceContextLen.CopyFromCPU([| 1u |])
+    violated SequenceInvariants.LengthMirror s
+
+[<Fact>]
+let ``direct copies check lengths and report accelerator errors as device faults`` () =
+    let acc = Devices.cpu.Value
+    use buffer = acc.Allocate1D<uint32>(2L)
+    Assert.Throws<ArgumentException>(fun () -> DirectCopies.Instance.CopyToDevice(ReadOnlySpan [| 1u |], buffer.View.AsContiguous())) |> ignore
+    let e = Assert.Throws<DeviceFaultException>(fun () -> DirectCopies.Instance.CopyToDevice(ReadOnlySpan<uint32>.Empty, ArrayView<uint32>()))
+    Assert.IsType<InvalidOperationException>(e.InnerException) |> ignore
