@@ -97,6 +97,7 @@ let ``a disposed sequence refuses every operation`` () =
     for name, op in everyOp s a do
         Assert.Throws<ObjectDisposedException>(op) |> ignore
         Assert.Equal(4, a.FreeCount)
+    Assert.Throws<ObjectDisposedException>(fun () -> s.ReadDevice() |> ignore) |> ignore
 
 /// Device copies that fail from the n-th on.
 type FailFrom(n: int) =
@@ -112,9 +113,12 @@ let ``a sequence whose mirror was lost refuses every operation`` () =
     let a = BlockAllocator(4)
     use s = new PagedSeqState(Devices.cpu.Value, 1, 4, FailFrom 2)
     s.EnsureCapacity(a, 1) |> ignore // copy 0
-    Assert.Throws<DeviceMirrorLostException>(fun () -> s.Release a) |> ignore // 1 ok, 2 fails, undo fails
+    let lost = Assert.Throws<DeviceMirrorLostException>(fun () -> s.Release a) // 1 ok, 2 fails, undo fails
+    Assert.Contains("undoing", lost.Message)
+    Assert.Equal(2, (lost.InnerException :?> AggregateException).InnerExceptions.Count)
     for name, op in everyOp s a do
-        Assert.Throws<InvalidOperationException>(op) |> ignore
+        let e = Assert.Throws<InvalidOperationException>(op)
+        Assert.Contains("mirror was lost", e.Message)
 
 let private violated (name: string) (s: PagedSeqState) =
     let e = Assert.Throws<InvariantViolationException>(fun () -> s.Validate())
@@ -151,6 +155,8 @@ let ``Validate reports a device that drifted, naming the entry`` () =
 let ``direct copies check lengths and report accelerator errors as device faults`` () =
     let acc = Devices.cpu.Value
     use buffer = acc.Allocate1D<uint32>(2L)
-    Assert.Throws<ArgumentException>(fun () -> DirectCopies.Instance.CopyToDevice(ReadOnlySpan [| 1u |], buffer.View.AsContiguous())) |> ignore
+    let e = Assert.Throws<ArgumentException>(fun () -> DirectCopies.Instance.CopyToDevice(ReadOnlySpan [| 1u |], buffer.View.AsContiguous()))
+    Assert.Contains("copy of 1 values into a view of 2", e.Message)
     let e = Assert.Throws<DeviceFaultException>(fun () -> DirectCopies.Instance.CopyToDevice(ReadOnlySpan<uint32>.Empty, ArrayView<uint32>()))
     Assert.IsType<InvalidOperationException>(e.InnerException) |> ignore
+    Assert.Contains(e.InnerException.Message, e.Message)

@@ -73,6 +73,7 @@ let ``block_hash_chain rejects a block size outside [1, MaxBlockSize]`` (size: i
     let e = Assert.Throws<PagedKvException>(fun () -> implChain [ 1u; 2u ] size |> ignore)
     Assert.Equal(PagedKv.Fault.BlockSizeOutOfRange, e.Fault)
     Assert.Equal(PagedKv.ErrorKind.InvalidArgument, e.Kind)
+    Assert.Contains(string size, e.Message)
     Assert.Equal(Error(BlockSizeOutOfRange size), SipHash.blockHashChain [ 1u; 2u ] size)
 
 [<Fact>]

@@ -77,6 +77,28 @@ let ``peak-bounds: peak below use, and peak above capacity`` () =
     peak.SetValue(a, 5)
     violated AllocatorInvariants.PeakBounds a
 
+/// A policy whose Count disagrees with its Order (a broken policy implementation).
+type MiscountingPolicy() =
+    let inner = LifoPreferUnhashed()
+    interface IFreeBlockPolicy with
+        member _.Count = inner.Count + 1
+        member _.Order = inner.Order
+        member _.Clone() = inner.Clone()
+        member _.Reset c = inner.Reset c
+        member _.Release(b, h) = inner.Release(b, h)
+        member _.HashDropped b = inner.HashDropped b
+        member _.Take b = inner.Take b
+        member _.TakeForAllocation h = inner.TakeForAllocation h
+
+[<Fact>]
+let ``free-plus-live: a policy whose count disagrees with its order`` () =
+    let policy = MiscountingPolicy() :> IFreeBlockPolicy
+    policy.Reset 3
+    // Swapped in after construction: constructing with it would trip the Debug assertions first.
+    let a = BlockAllocator(3)
+    typeof<BlockAllocator>.GetField("free", BindingFlags.NonPublic ||| BindingFlags.Instance).SetValue(a, policy)
+    violated AllocatorInvariants.FreePlusLive a
+
 [<Fact>]
 let ``a valid allocator passes at every capacity edge`` () =
     for c in [ 0; 1; 2; 4096 ] do

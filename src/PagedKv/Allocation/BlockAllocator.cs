@@ -282,7 +282,7 @@ public sealed partial class BlockAllocator
     private int TakeForAllocation()
     {
         int block = free.TakeForAllocation(hasHash);
-        Debug.Assert(refCounts[block] == 0, $"policy yielded block {block} with ref_count {refCounts[block]}");
+        Debug.Assert(refCounts[block] == 0, "the policy yielded a block with references");
         DropHash(block);
         refCounts[block] = 1;
         return block;

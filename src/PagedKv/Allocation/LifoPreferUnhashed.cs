@@ -57,7 +57,7 @@ public sealed class LifoPreferUnhashed : IFreeBlockPolicy
     public void Take(int block)
     {
         int position = stack.LastIndexOf(block);
-        Debug.Assert(position >= 0, $"Take({block}): block is not free");
+        Debug.Assert(position >= 0, "Take of a block that is not free");
         SwapRemove(position);
     }
 

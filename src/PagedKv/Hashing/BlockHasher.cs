@@ -72,9 +72,9 @@ public static class BlockHasher
             v0 ^= m;
         }
 
-        // Last word: the 0–7 remaining bytes, zero padding, and the length's low byte on top.
+        // Last word: the 0–7 remaining bytes, zero padding (stackalloc is zeroed), and the
+        // length's low byte on top.
         Span<byte> tail = stackalloc byte[8];
-        tail.Clear();
         message[whole..].CopyTo(tail);
         tail[7] = (byte)message.Length;
         ulong last = BinaryPrimitives.ReadUInt64LittleEndian(tail);
