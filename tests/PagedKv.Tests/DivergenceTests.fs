@@ -20,6 +20,8 @@ let private rejects (setup: string list) (probe: string) (kind: string) =
     let before = session.Handle """{"op":"state"}"""
     let response = JsonNode.Parse(session.Handle probe)
     Assert.Equal(kind, response["err"].GetValue<string>())
+    // A clear error: the message names what was wrong, with its numbers.
+    Assert.Matches(@"\w+.*\d", response["msg"].GetValue<string>())
     Assert.Equal(before, session.Handle """{"op":"state"}""")
 
 let private alloc1 = [ """{"op":"new","capacity":1}"""; """{"op":"allocate"}""" ]
