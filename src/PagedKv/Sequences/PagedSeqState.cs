@@ -33,7 +33,7 @@ public enum EnsureCapacityResult
 /// last synced (<see cref="SyncContextLen"/>), 0 after creation and after <see cref="Release"/>.
 /// Every operation is all or nothing: on a refusal, a misuse (<see cref="PagedKvException"/>)
 /// or a device fault (<see cref="DeviceFaultException"/>) allocator, host and device are as before.
-/// Divergences from the original: docs/divergences.md, D9–D12.
+/// Divergences from the original: docs/divergences.md, D9–D13.
 /// </remarks>
 public sealed class PagedSeqState : IDisposable
 {
