@@ -158,11 +158,10 @@ type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: 
                     Ok Done
                 | SeqEnsureCapacity(q, t) ->
                     let s = seq q
-                    let needed = int ((int64 t + int64 s.BlockSize - 1L) / int64 s.BlockSize)
                     match s.EnsureCapacity(a, t) with
                     | EnsureCapacityResult.Done -> Ok Done
                     | EnsureCapacityResult.PoolExhausted -> Error Exhausted
-                    | _ -> Error(ExceedsMaxBlocks needed)
+                    | _ -> Error(ExceedsMaxBlocks(s.BlocksFor t))
                 | SeqSetLen(q, l) ->
                     (seq q).SetLen l
                     Ok Done

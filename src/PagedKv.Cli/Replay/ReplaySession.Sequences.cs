@@ -24,9 +24,9 @@ public sealed partial class ReplaySession : IDisposable
             {
                 EnsureCapacityResult.Done => null,
                 EnsureCapacityResult.PoolExhausted => throw new ExhaustedException(
-                    $"paged KV pool exhausted: need {Needed(seq, target) - seq.Blocks.Count} blocks but only {allocator.FreeCount} free"),
+                    $"paged KV pool exhausted: need {seq.BlocksFor(target) - seq.Blocks.Count} blocks but only {allocator.FreeCount} free"),
                 _ => throw new ExhaustedException(
-                    $"paged KV: target_len={target} would need {Needed(seq, target)} blocks, exceeds max_blocks_per_seq={seq.MaxBlocksPerSeq}"),
+                    $"paged KV: target_len={target} would need {seq.BlocksFor(target)} blocks, exceeds max_blocks_per_seq={seq.MaxBlocksPerSeq}"),
             };
         });
         ops["seq_set_len"] = new(["seq", "len"], r => Done(() => Sequence(r).SetLen(Length(r.Integer("len")))));
@@ -106,8 +106,6 @@ public sealed partial class ReplaySession : IDisposable
         value < int.MinValue || value > int.MaxValue
             ? throw new PagedKvException(Fault.LengthOutOfRange, value, $"length {value} is outside the 32-bit range")
             : (int)value;
-
-    private static long Needed(PagedSeqState seq, int target) => ((long)target + seq.BlockSize - 1) / seq.BlockSize;
 
     private void DropSequences()
     {

@@ -93,6 +93,9 @@ public sealed class PagedSeqState : IDisposable
     /// <summary>The device context length (one u32), for kernels.</summary>
     public ArrayView<uint> DeviceContextLen => contextLen;
 
+    /// <summary>Blocks needed to hold <paramref name="targetLen"/> tokens: ceil(targetLen / block_size).</summary>
+    public int BlocksFor(int targetLen) => (int)(((long)targetLen + BlockSize - 1) / BlockSize);
+
     /// <summary>Makes the sequence able to hold <paramref name="targetLen"/> tokens: takes the
     /// missing blocks from <paramref name="allocator"/> (all or nothing) and copies only the new
     /// table entries to the device (4 bytes per new block). Idempotent when already big enough.</summary>
@@ -106,7 +109,7 @@ public sealed class PagedSeqState : IDisposable
         {
             throw new PagedKvException(Fault.LengthOutOfRange, targetLen, $"target_len={targetLen} is negative");
         }
-        int needed = (int)(((long)targetLen + BlockSize - 1) / BlockSize);
+        int needed = BlocksFor(targetLen);
         if (needed > MaxBlocksPerSeq)
         {
             return EnsureCapacityResult.ExceedsMaxBlocks;
