@@ -16,22 +16,27 @@ let requiredEvents =
       "register-new"; "register-same"; "register-replace"; "register-collision"
       "allocate-with-soft-free"; "acquire-bulk" ]
 
+/// Runs a campaign of at least `budget` ops and requires: no divergence, the budget reached,
+/// ≥ 15 % invalid ops, and every one of `required` events generated. Prints the figures.
+let checkCampaign (output: ITestOutputHelper) (name: string) makeSut arb (budget: int64) (required: string list) =
+    let r = Campaign.run makeSut arb budget Settings.seed ignore
+    output.WriteLine(
+        sprintf "%s, seed %d: %d histories, %d ops (%.1f%% invalid) in %.1fs, %.0f ops/s"
+            name r.Seed r.Totals.Histories r.Totals.Ops (100.0 * r.Totals.InvalidShare) r.Elapsed.TotalSeconds r.OpsPerSecond)
+    for KeyValue(k, v) in r.Totals.Events do
+        output.WriteLine(sprintf "  %-28s %d" k v)
+    match r.Found with
+    | Some f -> failwithf "divergence in %s (PAGEDKV_SEED=%d, Replay %s)\n%s" name r.Seed f.Replay f.Failure.Report
+    | None -> ()
+    Assert.True(r.Totals.Ops >= budget)
+    Assert.True(r.Totals.InvalidShare >= 0.15, sprintf "only %.1f%% invalid ops" (100.0 * r.Totals.InvalidShare))
+    let missing = required |> List.filter (fun e -> not (r.Totals.Events.ContainsKey e))
+    Assert.True(missing.IsEmpty, sprintf "events never generated: %A" missing)
+
 type Campaign(output: ITestOutputHelper) =
     [<Fact>]
     member _.``reference implementation equals the spec on random histories``() =
-        let r = Campaign.run Differential.reference History.arb Settings.opBudget Settings.seed ignore
-        output.WriteLine(
-            sprintf "seed %d: %d histories, %d ops (%.1f%% invalid) in %.1fs, %.0f ops/s"
-                r.Seed r.Totals.Histories r.Totals.Ops (100.0 * r.Totals.InvalidShare) r.Elapsed.TotalSeconds r.OpsPerSecond)
-        for KeyValue(k, v) in r.Totals.Events do
-            output.WriteLine(sprintf "  %-28s %d" k v)
-        match r.Found with
-        | Some f -> failwithf "divergence (PAGEDKV_SEED=%d, Replay %s)\n%s" r.Seed f.Replay f.Failure.Report
-        | None -> ()
-        Assert.True(r.Totals.Ops >= Settings.opBudget)
-        Assert.True(r.Totals.InvalidShare >= 0.15, sprintf "only %.1f%% invalid ops" (100.0 * r.Totals.InvalidShare))
-        let missing = requiredEvents |> List.filter (fun e -> not (r.Totals.Events.ContainsKey e))
-        Assert.True(missing.IsEmpty, sprintf "events never generated: %A" missing)
+        checkCampaign output "allocator" Differential.reference History.arb Settings.opBudget requiredEvents
 
 /// The same property as an FsCheck property: paste a reported "(seed,gamma)" into Replay here.
 [<Property(Arbitrary = [| typeof<HistoryArb> |], MaxTest = Campaign.BatchSize)>]

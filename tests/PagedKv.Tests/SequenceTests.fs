@@ -29,19 +29,8 @@ let requiredEvents =
 let seqOpBudget = int64 (60_000.0 * Settings.scale)
 
 let campaign (output: ITestOutputHelper) (name: string) (accelerator: ILGPU.Runtime.Accelerator) =
-    let r = Campaign.run (Differential.referenceOn accelerator) History.arbWithSequences seqOpBudget Settings.seed ignore
-    output.WriteLine(
-        sprintf "%s (%s), seed %d: %d histories, %d ops (%.1f%% invalid) in %.1fs, %.0f ops/s"
-            name accelerator.Name r.Seed r.Totals.Histories r.Totals.Ops (100.0 * r.Totals.InvalidShare) r.Elapsed.TotalSeconds r.OpsPerSecond)
-    for KeyValue(k, v) in r.Totals.Events do
-        output.WriteLine(sprintf "  %-28s %d" k v)
-    match r.Found with
-    | Some f -> failwithf "divergence on %s (PAGEDKV_SEED=%d, Replay %s)\n%s" name r.Seed f.Replay f.Failure.Report
-    | None -> ()
-    Assert.True(r.Totals.Ops >= seqOpBudget)
-    Assert.True(r.Totals.InvalidShare >= 0.15, sprintf "only %.1f%% invalid ops" (100.0 * r.Totals.InvalidShare))
-    let missing = requiredEvents |> List.filter (fun e -> not (r.Totals.Events.ContainsKey e))
-    Assert.True(missing.IsEmpty, sprintf "events never generated: %A" missing)
+    DifferentialTests.checkCampaign output (sprintf "sequences on %s (%s)" name accelerator.Name)
+        (Differential.referenceOn accelerator) History.arbWithSequences seqOpBudget requiredEvents
 
 [<Collection("device")>]
 type SequenceCampaign(output: ITestOutputHelper) =
