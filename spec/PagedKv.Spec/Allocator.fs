@@ -25,23 +25,23 @@ type Hash = uint64
 type State =
     { Capacity: int
       FreeList: Block list
-      Refs: Map<Block, int>
-      Hashes: Map<Hash, Block>
-      Peak: int }
+      RefCounts: Map<Block, int>
+      HashToBlock: Map<Hash, Block>
+      PeakInUse: int }
 
-let refCount (s: State) (b: Block) = Map.tryFind b s.Refs |> Option.defaultValue 0
+let refCount (s: State) (b: Block) = Map.tryFind b s.RefCounts |> Option.defaultValue 0
 let freeCount (s: State) = s.FreeList.Length
 let inUse (s: State) = s.Capacity - freeCount s
-let hashOf (s: State) (b: Block) = s.Hashes |> Map.tryFindKey (fun _ holder -> holder = b)
+let hashOf (s: State) (b: Block) = s.HashToBlock |> Map.tryFindKey (fun _ holder -> holder = b)
 
 let private withRef b r s =
-    { s with Refs = if r = 0 then Map.remove b s.Refs else Map.add b r s.Refs }
+    { s with RefCounts = if r = 0 then Map.remove b s.RefCounts else Map.add b r s.RefCounts }
 
-let private raisePeak s = { s with Peak = max s.Peak (inUse s) }
+let private raisePeak s = { s with PeakInUse = max s.PeakInUse (inUse s) }
 
 let private dropHash b s =
     match hashOf s b with
-    | Some h -> { s with Hashes = Map.remove h s.Hashes }
+    | Some h -> { s with HashToBlock = Map.remove h s.HashToBlock }
     | None -> s
 
 /// Remove the entry at index i (0 = bottom): the top entry moves into slot i.
@@ -61,11 +61,11 @@ let create (capacity: int) : Result<State, Fault> =
     if capacity < 0 || capacity > Limits.maxCapacity then
         Error(CapacityOutOfRange capacity)
     else
-        Ok { Capacity = capacity; FreeList = List.rev [ 0 .. capacity - 1 ]; Refs = Map.empty; Hashes = Map.empty; Peak = 0 }
+        Ok { Capacity = capacity; FreeList = List.rev [ 0 .. capacity - 1 ]; RefCounts = Map.empty; HashToBlock = Map.empty; PeakInUse = 0 }
 
 /// allocate's choice. Precondition: the free list is not empty.
 let private take s =
-    let hashed = s.Hashes |> Map.values |> Set.ofSeq
+    let hashed = s.HashToBlock |> Map.values |> Set.ofSeq
     let i =
         List.tryFindIndexBack (fun b -> not (hashed.Contains b)) s.FreeList
         |> Option.defaultValue (s.FreeList.Length - 1)
@@ -115,7 +115,7 @@ let acquireMany (blocks: Block list) (s: State) : Outcome<unit> * State =
 let acquire (b: Block) (s: State) = acquireMany [ b ] s
 
 let tryAcquireByHash (h: Hash) (s: State) : Outcome<Block option> * State =
-    match Map.tryFind h s.Hashes with
+    match Map.tryFind h s.HashToBlock with
     | None -> Ok None, s
     | Some b when refCount s b = 0 ->
         let i = List.findIndexBack ((=) b) s.FreeList
@@ -128,7 +128,7 @@ let registerBlockHash (b: Block) (h: Hash) (s: State) : Outcome<unit> * State =
     elif refCount s b = 0 then Error(Fault(RegisterOnFreeBlock b)), s
     else
         let s' = dropHash b s
-        Ok(), { s' with Hashes = Map.add h b s'.Hashes }
+        Ok(), { s' with HashToBlock = Map.add h b s'.HashToBlock }
 
 let refCountOf (b: Block) (s: State) : Outcome<int> =
     if outOfRange s b then Error(Fault(BlockOutOfRange b)) else Ok(refCount s b)
@@ -145,15 +145,15 @@ let snapshot (s: State) : Snapshot =
     { Capacity = s.Capacity
       FreeList = s.FreeList
       RefCounts = List.init s.Capacity (refCount s)
-      HashTable = Map.toList s.Hashes
-      PeakInUse = s.Peak }
+      HashTable = Map.toList s.HashToBlock
+      PeakInUse = s.PeakInUse }
 
 /// The invariants (names as in src/PagedKv/Allocation/BlockAllocator.Invariants.cs) that fail on s.
 let violations (s: State) : string list =
-    let held = s.FreeList @ (Map.values s.Hashes |> List.ofSeq) @ (Map.keys s.Refs |> List.ofSeq)
+    let held = s.FreeList @ (Map.values s.HashToBlock |> List.ofSeq) @ (Map.keys s.RefCounts |> List.ofSeq)
     let refZero = [ 0 .. s.Capacity - 1 ] |> List.filter (fun b -> refCount s b = 0)
     [ if held |> List.exists (outOfRange s) then "ids-in-range"
       if List.distinct s.FreeList <> s.FreeList || List.sort s.FreeList <> refZero then "free-list-is-ref-zero"
-      if freeCount s + (s.Refs |> Map.filter (fun _ r -> r > 0) |> Map.count) <> s.Capacity then "free-plus-live"
-      if (Map.values s.Hashes |> Seq.distinct |> Seq.length) <> s.Hashes.Count then "hash-bijection"
-      if s.Peak < inUse s || s.Peak > s.Capacity then "peak-bounds" ]
+      if freeCount s + (s.RefCounts |> Map.filter (fun _ r -> r > 0) |> Map.count) <> s.Capacity then "free-plus-live"
+      if (Map.values s.HashToBlock |> Seq.distinct |> Seq.length) <> s.HashToBlock.Count then "hash-bijection"
+      if s.PeakInUse < inUse s || s.PeakInUse > s.Capacity then "peak-bounds" ]

@@ -6,7 +6,7 @@
 ///   else the missing blocks come from Allocator.allocateN (Exhausted → nothing taken) and are
 ///   appended; only they are copied to the device (4 bytes each).
 /// - setLen len: 0 ≤ len ≤ blocks × blockSize. advanceLen k = setLen (len + k).
-/// - sync: device len := len (4 bytes).
+/// - syncContextLen: device len := len (4 bytes).
 /// - release: Allocator.free blocks (a Fault → nothing changes); then blocks [], len 0, and the
 ///   device back to a fresh sequence's (4 × blocks + 4 bytes).
 ///
@@ -16,7 +16,7 @@ module PagedKv.Spec.Sequence
 
 type State =
     { BlockSize: int
-      MaxBlocks: int
+      MaxBlocksPerSeq: int
       Blocks: Allocator.Block list
       Len: int
       DeviceLen: int
@@ -26,18 +26,21 @@ type State =
 let create (blockSize: int) (maxBlocks: int) : Result<State, Fault> =
     if blockSize < 1 || blockSize > Limits.maxBlockSize then Error(BlockSizeOutOfRange blockSize)
     elif maxBlocks < 1 || maxBlocks > Limits.maxBlocksPerSeq then Error(MaxBlocksOutOfRange maxBlocks)
-    else Ok { BlockSize = blockSize; MaxBlocks = maxBlocks; Blocks = []; Len = 0; DeviceLen = 0; BytesWritten = 0L }
+    else Ok { BlockSize = blockSize; MaxBlocksPerSeq = maxBlocks; Blocks = []; Len = 0; DeviceLen = 0; BytesWritten = 0L }
 
 /// What the device block table holds.
-let deviceTable (s: State) = s.Blocks @ List.replicate (s.MaxBlocks - s.Blocks.Length) 0
+let deviceTable (s: State) = s.Blocks @ List.replicate (s.MaxBlocksPerSeq - s.Blocks.Length) 0
 
 let tokenCapacity (s: State) = int64 s.Blocks.Length * int64 s.BlockSize
 
+/// Blocks needed to hold target tokens: ceil(target / blockSize).
+let blocksFor (target: int) (s: State) = int ((int64 target + int64 s.BlockSize - 1L) / int64 s.BlockSize)
+
 let ensureCapacity (target: int) (alloc: Allocator.State, s: State) : Outcome<unit> * (Allocator.State * State) =
-    let needed = int ((int64 target + int64 s.BlockSize - 1L) / int64 s.BlockSize)
+    let needed = blocksFor target s
     let missing = needed - s.Blocks.Length
     if target < 0 then Error(Fault(LengthOutOfRange target)), (alloc, s)
-    elif needed > s.MaxBlocks then Error(ExceedsMaxBlocks needed), (alloc, s)
+    elif needed > s.MaxBlocksPerSeq then Error(ExceedsMaxBlocks needed), (alloc, s)
     elif missing <= 0 then Ok(), (alloc, s)
     else
         match Allocator.allocateN missing alloc with
@@ -53,7 +56,7 @@ let setLen (len: int) (s: State) = setLen64 (int64 len) s
 /// Computed without overflow: a sum past 32 bits is out of range like any other.
 let advanceLen (tokens: int) (s: State) = setLen64 (int64 s.Len + int64 tokens) s
 
-let sync (s: State) : State =
+let syncContextLen (s: State) : State =
     { s with DeviceLen = s.Len; BytesWritten = s.BytesWritten + 4L }
 
 let release (alloc: Allocator.State, s: State) : Outcome<unit> * (Allocator.State * State) =

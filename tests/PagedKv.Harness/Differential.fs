@@ -39,13 +39,13 @@ let classify (w: Model.World) (op: Op) (outcome: Outcome<Reply>) =
     | Ok(Hit None), _ -> "hash-miss"
     | Ok(Hit(Some b)), _ -> if Allocator.refCount s b = 0 then "hash-resurrect" else "hash-hit-live"
     | Ok _, RegisterBlockHash(b, h) ->
-        match Map.tryFind h s.Hashes, Allocator.hashOf s b with
+        match Map.tryFind h s.HashToBlock, Allocator.hashOf s b with
         | Some holder, _ when holder = b -> "register-same"
         | Some _, _ -> "register-collision"
         | None, Some _ -> "register-replace"
         | None, None -> "register-new"
     | Ok _, Allocate
-    | Ok _, AllocateN _ when Allocator.freeCount s > 0 && not s.Hashes.IsEmpty -> "allocate-with-soft-free"
+    | Ok _, AllocateN _ when Allocator.freeCount s > 0 && not s.HashToBlock.IsEmpty -> "allocate-with-soft-free"
     | Ok _, AcquireMany bs when bs.Length >= Limits.maxRefCount - 1 -> "acquire-bulk"
     | Ok _, SeqEnsureCapacity(q, t) when (w.Seqs[q].Blocks.Length * w.Seqs[q].BlockSize) < t -> "seq-grow"
     | Ok _, SeqRelease q when not w.Seqs[q].Blocks.IsEmpty -> "seq-release-blocks"

@@ -42,8 +42,8 @@ let step (op: Op) (w: World) : Outcome<Reply> * World =
     | RefCount b -> Allocator.refCountOf b w.Alloc |> Result.map Count, w
     | FreeCount -> Ok(Count(Allocator.freeCount w.Alloc)), w
     | Capacity -> Ok(Count w.Alloc.Capacity), w
-    | PeakInUse -> Ok(Count w.Alloc.Peak), w
-    | HashTableSize -> Ok(Count w.Alloc.Hashes.Count), w
+    | PeakInUse -> Ok(Count w.Alloc.PeakInUse), w
+    | HashTableSize -> Ok(Count w.Alloc.HashToBlock.Count), w
     | SeqNew(q, bs, mb) ->
         if q < 0 || q > Limits.maxSequenceId then Error(Fault(UnknownSequence q)), w
         else
@@ -54,7 +54,7 @@ let step (op: Op) (w: World) : Outcome<Reply> * World =
     | SeqEnsureCapacity(q, t) -> onSeq q (Sequence.ensureCapacity t) w
     | SeqSetLen(q, l) -> onSeq q (hostOnly (Sequence.setLen l)) w
     | SeqAdvanceLen(q, k) -> onSeq q (hostOnly (Sequence.advanceLen k)) w
-    | SeqSync q -> onSeq q (hostOnly (fun s -> Ok(), Sequence.sync s)) w
+    | SeqSync q -> onSeq q (hostOnly (fun s -> Ok(), Sequence.syncContextLen s)) w
     | SeqRelease q -> onSeq q Sequence.release w
 
 /// One sequence's observable state, device buffers included.
