@@ -7,6 +7,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PAGEDKV_SCALE=${PAGEDKV_SCALE:-0.05}
+# A fixed campaign seed (not the test run's), so that a surviving mutant reproduces.
+export PAGEDKV_SEED=${PAGEDKV_MUTATION_SEED:-20261127}
 out=artifacts/mutation
 rm -rf "$out" && mkdir -p "$out"
 dotnet tool restore >/dev/null || exit 1
@@ -14,7 +16,7 @@ start=$(date +%s)
 dotnet stryker --skip-version-check --config-file stryker-config.json --output "$out" > "$out/stryker.log" 2>&1
 stryker_status=$?
 grep -E "INF\]|WRN\]|ERR\]|mutation score" "$out/stryker.log" | tail -n 25
-echo "mutation: $(( $(date +%s) - start ))s wall (PAGEDKV_SCALE=$PAGEDKV_SCALE)"
+echo "mutation: $(( $(date +%s) - start ))s wall (PAGEDKV_SCALE=$PAGEDKV_SCALE, PAGEDKV_SEED=$PAGEDKV_SEED)"
 report="$out/reports/mutation-report.json"
 [ -f "$report" ] || { echo "mutation gate FAILED: no report (stryker exit $stryker_status)"; exit 1; }
 dotnet fsi mutation/summary.fsx "$report" mutation/equivalent-mutants.md || exit 1

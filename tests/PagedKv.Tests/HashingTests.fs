@@ -20,7 +20,7 @@ let private u64 (e: JsonElement) = e.GetUInt64()
 let private tokens (e: JsonElement) = [ for t in e.GetProperty("tokens").EnumerateArray() -> t.GetUInt32() ]
 
 let vectors =
-    File.ReadAllLines(Path.Combine(Settings.sharedDir, "vectors", "block_hash_vectors.jsonl"))
+    File.ReadAllLines(Path.Combine(Settings.vectorsDir, "block_hash_vectors.jsonl"))
     |> Array.filter (fun l -> l.Trim() <> "")
     |> Array.map (fun line ->
         let e = JsonDocument.Parse(line).RootElement

@@ -17,10 +17,5 @@ let seed =
     | null | "" -> uint64 (Random.Shared.NextInt64())
     | s -> UInt64.Parse s
 
-/// The repository's shared/ folder (../shared beside the checkout).
-let sharedDir =
-    let rec up (dir: IO.DirectoryInfo) =
-        if isNull dir then failwith "no ../shared found above the test assembly"
-        elif IO.Directory.Exists(IO.Path.Combine(dir.FullName, "shared", "vectors")) then IO.Path.Combine(dir.FullName, "shared")
-        else up dir.Parent
-    up (IO.DirectoryInfo AppContext.BaseDirectory)
+/// The recorded vectors (tests/vectors/, vendored from the original; copied beside the test assembly).
+let vectorsDir = IO.Path.Combine(AppContext.BaseDirectory, "vectors")
