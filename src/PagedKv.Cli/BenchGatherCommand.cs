@@ -2,7 +2,7 @@ using System;
 using System.Diagnostics;
 using ILGPU;
 using ILGPU.Runtime;
-using PagedKv.Harness;
+using PagedKv.Protocol;
 using PagedKv.Kernels;
 
 namespace PagedKv.Cli;
@@ -14,7 +14,11 @@ internal static class BenchGatherCommand
 {
     public static int Run(string accelerator, int poolMib, int blockSize, int headDim, string dtype, int iterations)
     {
-        var acc = Devices.byName(accelerator);
+        if (accelerator is not ("cpu" or "cuda"))
+        {
+            return Usage($"--accelerator must be cpu or cuda, not {accelerator}");
+        }
+        var acc = Accelerators.ByName(accelerator);
         if (acc is null)
         {
             Console.Error.WriteLine($"no {accelerator} accelerator on this machine");
@@ -22,8 +26,8 @@ internal static class BenchGatherCommand
         }
         return dtype switch
         {
-            "f32" => Bench<float>(acc.Value, poolMib, blockSize, headDim, iterations, i => i),
-            "f16" => Bench<System.Half>(acc.Value, poolMib, blockSize, headDim, iterations, i => (System.Half)i),
+            "f32" => Bench<float>(acc, poolMib, blockSize, headDim, iterations, i => i),
+            "f16" => Bench<System.Half>(acc, poolMib, blockSize, headDim, iterations, i => (System.Half)i),
             _ => Usage($"--dtype must be f32 or f16, not {dtype}"),
         };
     }

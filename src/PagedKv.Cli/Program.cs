@@ -1,7 +1,7 @@
 using System;
 using System.CommandLine;
 using PagedKv.Cli;
-using PagedKv.Cli.Replay;
+using PagedKv.Protocol;
 
 var ops = new Option<long>("--ops") { Description = "Allocator operations to check (at least).", DefaultValueFactory = _ => 1_000_000 };
 var seqOps = new Option<long?>("--seq-ops") { Description = "Sequence-campaign operations per accelerator (default: ops / 4)." };

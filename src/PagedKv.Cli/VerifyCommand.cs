@@ -4,7 +4,8 @@ using System.Diagnostics;
 using FsCheck;
 using ILGPU.Runtime;
 using Microsoft.FSharp.Core;
-using PagedKv.Harness;
+using PagedKv.Protocol;
+using PagedKv.Verification;
 using Spectre.Console;
 
 namespace PagedKv.Cli;
@@ -34,7 +35,7 @@ internal static class VerifyCommand
                 Console.Error.WriteLine($"--accelerator must be cpu, cuda, all or none, not '{name}'");
                 return 2;
             }
-            var found = Devices.byName(name);
+            var found = Accelerators.ByName(name);
             if (found is null)
             {
                 if (accelerators == "cuda")
@@ -45,7 +46,7 @@ internal static class VerifyCommand
                 AnsiConsole.MarkupLine("[yellow]CUDA: no device on this machine — CUDA campaign skipped[/]");
                 continue;
             }
-            devices.Add((name, found.Value));
+            devices.Add((name, found));
         }
 
         ulong campaignSeed = seed ?? (ulong)Random.Shared.NextInt64();

@@ -14,7 +14,8 @@ open PagedKv
 open PagedKv.Allocation
 open PagedKv.Hashing
 open PagedKv.Sequences
-open PagedKv.Harness
+open PagedKv.Protocol
+open PagedKv.Verification
 
 /// The original's policy, checking on every allocation that the allocator has told it the
 /// hash state of every free block (Release's flag, HashDropped) — what an O(1) policy relies on.
@@ -58,7 +59,7 @@ let ``Reset forgets what the policy held`` () =
 
 [<Fact>]
 let ``null arguments are ArgumentNullException`` () =
-    let acc = Devices.cpu.Value
+    let acc = Accelerators.Cpu
     Assert.Throws<ArgumentNullException>(fun () -> BlockAllocator(1, null) |> ignore) |> ignore
     Assert.Throws<ArgumentNullException>(fun () -> new PagedSeqState(null, 1, 1) |> ignore) |> ignore
     use s = new PagedSeqState(acc, 1, 1)
@@ -74,7 +75,7 @@ let ``TryGetBlockHash rejects an id outside the pool`` () =
 
 [<Fact>]
 let ``block sizes and table sizes are accepted exactly on [1, limit]`` () =
-    let acc = Devices.cpu.Value
+    let acc = Accelerators.Cpu
     let tokens = [| 1u; 2u; 3u |]
     Assert.Empty(BlockHasher.BlockHashChain(ReadOnlySpan tokens, Limits.MaxBlockSize))
     Assert.Throws<PagedKvException>(fun () -> BlockHasher.BlockHashChain(ReadOnlySpan tokens, Limits.MaxBlockSize + 1) |> ignore) |> ignore
@@ -92,7 +93,7 @@ let private everyOp (s: PagedSeqState) (a: BlockAllocator) : (string * (unit -> 
 [<Fact>]
 let ``a disposed sequence refuses every operation`` () =
     let a = BlockAllocator(4)
-    let s = new PagedSeqState(Devices.cpu.Value, 1, 4)
+    let s = new PagedSeqState(Accelerators.Cpu, 1, 4)
     s.Dispose()
     for name, op in everyOp s a do
         Assert.Throws<ObjectDisposedException>(op) |> ignore
@@ -111,7 +112,7 @@ type FailFrom(n: int) =
 [<Fact>]
 let ``a sequence whose mirror was lost refuses every operation`` () =
     let a = BlockAllocator(4)
-    use s = new PagedSeqState(Devices.cpu.Value, 1, 4, FailFrom 2)
+    use s = new PagedSeqState(Accelerators.Cpu, 1, 4, FailFrom 2)
     s.EnsureCapacity(a, 1) |> ignore // copy 0
     let lost = Assert.Throws<DeviceMirrorLostException>(fun () -> s.Release a) // 1 ok, 2 fails, undo fails
     Assert.Contains("undoing", lost.Message)
@@ -129,7 +130,7 @@ let private violated (name: string) (s: PagedSeqState) =
 let ``Validate reports each broken host bound`` () =
     let a = BlockAllocator(4)
     let len = typeof<PagedSeqState>.GetField("<Len>k__BackingField", BindingFlags.NonPublic ||| BindingFlags.Instance)
-    use s = new PagedSeqState(Devices.cpu.Value, 2, 1)
+    use s = new PagedSeqState(Accelerators.Cpu, 2, 1)
     s.EnsureCapacity(a, 2) |> ignore
     len.SetValue(s, -1)
     violated SequenceInvariants.HostBounds s
@@ -143,7 +144,7 @@ let ``Validate reports each broken host bound`` () =
 [<Fact>]
 let ``Validate reports a device that drifted, naming the entry`` () =
     let a = BlockAllocator(4)
-    use s = new PagedSeqState(Devices.cpu.Value, 1, 4)
+    use s = new PagedSeqState(Accelerators.Cpu, 1, 4)
     s.EnsureCapacity(a, 2) |> ignore
     s.DeviceBlockTable.SubView(3, 1).CopyFromCPU([| 9u |])
     violated SequenceInvariants.TableMirror s
@@ -153,7 +154,7 @@ let ``Validate reports a device that drifted, naming the entry`` () =
 
 [<Fact>]
 let ``direct copies check lengths and report accelerator errors as device faults`` () =
-    let acc = Devices.cpu.Value
+    let acc = Accelerators.Cpu
     use buffer = acc.Allocate1D<uint32>(2L)
     let e = Assert.Throws<ArgumentException>(fun () -> DirectCopies.Instance.CopyToDevice(ReadOnlySpan [| 1u |], buffer.View.AsContiguous()))
     Assert.Contains("copy of 1 values into a view of 2", e.Message)

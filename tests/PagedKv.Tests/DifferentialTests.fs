@@ -5,7 +5,7 @@ open Xunit
 open Xunit.Abstractions
 open FsCheck
 open FsCheck.Xunit
-open PagedKv.Harness
+open PagedKv.Verification
 
 /// Events every default run must contain, so that the suite exercises each error kind and
 /// each prefix-cache path (hit, resurrection, re-registration, collision).

@@ -5,7 +5,7 @@ module PagedKv.Tests.DivergenceTests
 open System
 open System.Text.Json.Nodes
 open Xunit
-open PagedKv.Cli.Replay
+open PagedKv.Protocol
 
 let private run (lines: string list) =
     let session = new ReplaySession()

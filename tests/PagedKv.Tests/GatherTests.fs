@@ -12,7 +12,8 @@ open ILGPU.Runtime
 open PagedKv.Allocation
 open PagedKv.Kernels
 open PagedKv.Sequences
-open PagedKv.Harness
+open PagedKv.Protocol
+open PagedKv.Verification
 
 type CaseArb =
     static member Case() = Arb.fromGen GatherCheck.genCase
@@ -21,17 +22,17 @@ type CaseArb =
 type Gather() =
     [<Property(Arbitrary = [| typeof<CaseArb> |], MaxTest = 150)>]
     member _.``CPU accelerator: kernel equals the host gather (f32 and f16), never past the length``(c: GatherCheck.Case) =
-        GatherCheck.gatherOn Devices.cpu.Value c
+        GatherCheck.gatherOn Accelerators.Cpu c
 
     [<SequenceTests.CudaFact>]
     member _.``CUDA: kernel equals the host gather (f32 and f16), never past the length``() =
-        let acc = Devices.cuda.Value.Value
+        let acc = Accelerators.Cuda
         for c in Gen.sampleWithSeed (Rnd 42UL) 20 300 GatherCheck.genCase do
             Assert.True(GatherCheck.gatherOn acc c, sprintf "%A" c)
 
     [<Fact>]
     member _.``the kernel reads a PagedSeqState's own device table and length``() =
-        let acc = Devices.cpu.Value
+        let acc = Accelerators.Cpu
         let a = BlockAllocator(16)
         a.TryAllocateN 5 |> ignore // the sequence's blocks are 5, 6, 7 — not 0, 1, 2
         use s = new PagedSeqState(acc, 4, 6)

@@ -9,7 +9,7 @@ open Xunit.Abstractions
 open FsCheck
 open PagedKv.Allocation
 open PagedKv.Spec
-open PagedKv.Harness
+open PagedKv.Verification
 
 /// Plant: allocate ignores the unhashed preference and always takes the top entry.
 type IgnoresUnhashedPreference() =

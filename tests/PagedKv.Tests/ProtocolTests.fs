@@ -10,9 +10,9 @@ open Xunit
 open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
-open PagedKv.Cli.Replay
+open PagedKv.Protocol
 open PagedKv.Spec
-open PagedKv.Harness
+open PagedKv.Verification
 
 /// The original's recorded histories: random ones (ferrum-traces) and edges (ferrum-edge-traces).
 let traceFiles =

@@ -10,13 +10,14 @@ open ILGPU.Runtime
 open PagedKv
 open PagedKv.Allocation
 open PagedKv.Sequences
-open PagedKv.Harness
+open PagedKv.Protocol
+open PagedKv.Verification
 
 /// A Fact that is skipped, visibly, when no CUDA device exists.
 type CudaFactAttribute() as this =
     inherit FactAttribute()
     do
-        if Devices.cuda.Value.IsNone then
+        if isNull Accelerators.Cuda then
             this.Skip <- "no CUDA device on this machine (ILGPU found none): CUDA checks skipped"
 
 /// Sequence ops every default run must contain.
@@ -36,11 +37,11 @@ let campaign (output: ITestOutputHelper) (name: string) (accelerator: ILGPU.Runt
 type SequenceCampaign(output: ITestOutputHelper) =
     [<Fact>]
     member _.``sequences on the CPU accelerator equal the spec, device buffers included``() =
-        campaign output "cpu" Devices.cpu.Value
+        campaign output "cpu" Accelerators.Cpu
 
     [<CudaFact>]
     member _.``sequences on CUDA equal the spec, device buffers included``() =
-        campaign output "cuda" Devices.cuda.Value.Value
+        campaign output "cuda" Accelerators.Cuda
 
 /// Scripted copies: fail the listed copy numbers (0-based, counted over the sequence's life).
 type Scripted(failing: int list) =
@@ -53,7 +54,7 @@ type Scripted(failing: int list) =
 
 [<Collection("device")>]
 type SequenceUnits(output: ITestOutputHelper) =
-    let acc = Devices.cpu.Value
+    let acc = Accelerators.Cpu
 
     [<Fact>]
     member _.``a 4096-token decode writes 4 bytes per block, not 4 x max_blocks per call``() =

@@ -1,6 +1,6 @@
 /// The system under test, behind one small interface so that the same differential runner
 /// checks the C# reference implementation and planted-bug variants.
-namespace PagedKv.Harness
+namespace PagedKv.Verification
 
 open System
 open System.Collections.Generic

@@ -2,7 +2,7 @@
 /// model's live or free blocks at the moment the op runs — and resolved against the model,
 /// so that removing an op while shrinking keeps the rest meaningful and argument shrinking
 /// works too.
-namespace PagedKv.Harness
+namespace PagedKv.Verification
 
 open System
 open FsCheck

@@ -1,5 +1,5 @@
 /// Runs a concrete Op on the spec: one allocator and the sequences that draw on it.
-module PagedKv.Harness.Model
+module PagedKv.Verification.Model
 
 open PagedKv.Spec
 

@@ -1,6 +1,6 @@
 /// The paged gather kernel against the host gather, on one random case: shared by the tests
 /// and by `verify` (which runs it on CUDA).
-module PagedKv.Harness.GatherCheck
+module PagedKv.Verification.GatherCheck
 
 open System
 open FsCheck

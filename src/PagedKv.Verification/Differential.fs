@@ -1,7 +1,7 @@
 /// The differential runner: one history through the spec and a system under test side by side,
 /// comparing after every step the outcome, the full observable state, the implementation's own
 /// Validate(), the spec's invariants, and — after a failed op — that nothing changed.
-module PagedKv.Harness.Differential
+module PagedKv.Verification.Differential
 
 open System
 open System.Collections.Generic

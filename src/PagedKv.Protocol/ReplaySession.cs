@@ -8,7 +8,7 @@ using PagedKv.Allocation;
 using PagedKv.Hashing;
 using PagedKv.Sequences;
 
-namespace PagedKv.Cli.Replay;
+namespace PagedKv.Protocol;
 
 /// <summary>
 /// The replay protocol (docs/protocol.md) for the reference implementation: one JSON request
@@ -30,7 +30,7 @@ public sealed partial class ReplaySession
     /// CPU accelerator, created on the first sequence op).</summary>
     public ReplaySession(Func<ILGPU.Runtime.Accelerator>? accelerator = null)
     {
-        this.accelerator = accelerator ?? (() => PagedKv.Harness.Devices.cpu.Value);
+        this.accelerator = accelerator ?? (() => PagedKv.Protocol.Accelerators.Cpu);
         handlers = new(StringComparer.Ordinal)
         {
             ["new"] = new(["capacity"], New),

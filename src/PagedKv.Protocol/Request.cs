@@ -3,7 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Text.Json;
 
-namespace PagedKv.Cli.Replay;
+namespace PagedKv.Protocol;
 
 /// <summary>A request line is malformed: bad JSON, unknown op, missing or mistyped field.</summary>
 public sealed class BadRequestException(string message) : Exception(message);

@@ -3,7 +3,7 @@ using System.Collections.Generic;
 using System.Text.Json;
 using PagedKv.Sequences;
 
-namespace PagedKv.Cli.Replay;
+namespace PagedKv.Protocol;
 
 /// <summary>The protocol's sequence ops: PagedSeqStates by id, drawing on the session's allocator.</summary>
 public sealed partial class ReplaySession : IDisposable

@@ -1,6 +1,6 @@
 /// Concrete allocator operations and their replies: the vocabulary shared by the spec runner,
 /// the implementation adapter and the replay protocol (docs/protocol.md).
-namespace PagedKv.Harness
+namespace PagedKv.Verification
 
 open System
 open PagedKv.Spec

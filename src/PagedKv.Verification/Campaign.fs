@@ -1,7 +1,7 @@
 /// The verification campaign: the differential property run in seeded batches of histories
 /// until an operation budget is spent, outside any test framework (the CLI's `verify`).
 /// Deterministic: the same seed and budget replay the same histories.
-module PagedKv.Harness.Campaign
+module PagedKv.Verification.Campaign
 
 open System
 open System.Diagnostics
