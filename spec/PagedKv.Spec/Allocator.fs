@@ -1,19 +1,23 @@
 /// The block allocator, as a pure model. Read this first when porting.
 ///
-/// State: capacity; the free list, a stack (bottom → top); a ref count per block (0 = free);
-/// the hash table hash → block (block → hash is its inverse); peak = most blocks ever in use.
+/// State: capacity; the free list (bottom → top: the last entry is the block allocate takes when
+/// no preference applies); a ref count per block (0 = free); the hash table hash → block
+/// (block → hash is its inverse); peak = most blocks ever in use; the free-order policy.
 ///
-/// - create c: free list c−1 … 0 bottom → top, so allocations on a fresh allocator yield 0, 1, 2, ….
-/// - allocate: take the free entry nearest the top whose block has no hash, else the top entry;
-///   remove it by swap-remove (the top entry moves into its slot); drop its stale hash; ref = 1;
-///   peak = max(peak, in use). Exhausted when nothing is free.
+/// - create policy c: every block free, ref 0, no hashes; free list c−1 … 0, so allocations on a
+///   fresh allocator yield 0, 1, 2, … under either policy.
+/// - allocate: the policy chooses a free entry (FreeOrder.choose) and removes it
+///   (FreeOrder.remove); its stale hash is dropped (its content is about to be overwritten);
+///   ref = 1; peak = max(peak, in use). Exhausted when nothing is free.
 /// - allocateN n: Exhausted (nothing taken) when fewer than n are free; else n × allocate.
-/// - free bs: for each b in order, ref − 1; at 0, b is pushed on top, keeping its hash (soft-free).
+/// - free bs: for each b in order, ref − 1; at 0, b goes back to the free list where the policy
+///   puts it (FreeOrder.release), keeping its hash (soft-free).
 /// - acquire b / acquireMany bs: ref + 1 for each.
 /// - tryAcquireByHash h: miss → None. Live block → ref + 1. Soft-free block → removed from the
-///   free list by swap-remove, ref = 1, peak updated.
+///   free list (FreeOrder.remove), ref = 1, peak updated.
 /// - registerBlockHash b h: b's old hash is dropped, then h → b; if h was another block's, that
-///   block loses it (last writer wins). The same hash again changes nothing.
+///   block loses it (last writer wins), and if it is free the policy hears of it
+///   (FreeOrder.hashDropped). The same hash again changes nothing.
 ///
 /// Misuse is a Fault and changes nothing: arguments are checked before state, and in a batch
 /// the first offender in batch order is reported. Batches are all or nothing.
@@ -22,17 +26,61 @@ module PagedKv.Spec.Allocator
 type Block = int
 type Hash = uint64
 
+/// Which free block allocate takes, and where a freed block goes.
+type Policy =
+    /// The original's (ferrum paged_pool.rs): a stack, most recently freed first, preferring a
+    /// block with no hash so that soft-free blocks keep their content as long as possible.
+    | LifoPreferUnhashed
+    /// vLLM v1's free queue: least recently used first. Hashed blocks queue at the tail (kept
+    /// longest), unhashed ones at the head (reused first).
+    | Lru
+
 type State =
-    { Capacity: int
+    { Policy: Policy
+      Capacity: int
       FreeList: Block list
       RefCounts: Map<Block, int>
       HashToBlock: Map<Hash, Block>
       PeakInUse: int }
 
+/// Each policy's free order, in a few pure lines. The free list runs bottom → top; for Lru that
+/// is tail → head of the queue, so for both the last entry is the block taken next.
+module FreeOrder =
+    /// Remove the entry at index i (0 = bottom) by swap-remove: the top entry moves into slot i.
+    let private swapRemove i (stack: Block list) =
+        let top = stack.Length - 1
+        if i = top then List.take top stack else stack |> List.take top |> List.updateAt i (List.last stack)
+
+    /// Where a block whose ref count just reached 0 goes.
+    let release policy (hasHash: bool) (b: Block) (free: Block list) =
+        match policy with
+        | LifoPreferUnhashed -> free @ [ b ] // on top
+        | Lru when hasHash -> b :: free // the tail: reused last
+        | Lru -> free @ [ b ] // the head: reused first
+
+    /// The index of the entry allocate takes. Precondition: free is not empty.
+    let choose policy (hashed: Block -> bool) (free: Block list) =
+        match policy with
+        | LifoPreferUnhashed -> List.tryFindIndexBack (hashed >> not) free |> Option.defaultValue (free.Length - 1)
+        | Lru -> free.Length - 1 // the head
+
+    /// Remove the entry at index i (allocate's choice, or a hash hit's block).
+    let remove policy (i: int) (free: Block list) =
+        match policy with
+        | LifoPreferUnhashed -> swapRemove i free
+        | Lru -> List.removeAt i free // unlinked; the queue keeps its order
+
+    /// A free block has just lost its hash (another block took the hash over).
+    let hashDropped policy (b: Block) (free: Block list) =
+        match policy with
+        | LifoPreferUnhashed -> free // the stack does not move; choose asks at take time
+        | Lru -> (List.filter ((<>) b) free) @ [ b ] // to the head, as an unhashed release
+
 let refCount (s: State) (b: Block) = Map.tryFind b s.RefCounts |> Option.defaultValue 0
 let freeCount (s: State) = s.FreeList.Length
 let inUse (s: State) = s.Capacity - freeCount s
 let hashOf (s: State) (b: Block) = s.HashToBlock |> Map.tryFindKey (fun _ holder -> holder = b)
+let private hashed (s: State) (b: Block) = (hashOf s b).IsSome
 
 let private withRef b r s =
     { s with RefCounts = if r = 0 then Map.remove b s.RefCounts else Map.add b r s.RefCounts }
@@ -44,11 +92,6 @@ let private dropHash b s =
     | Some h -> { s with HashToBlock = Map.remove h s.HashToBlock }
     | None -> s
 
-/// Remove the entry at index i (0 = bottom): the top entry moves into slot i.
-let private swapRemove i (stack: Block list) =
-    let top = stack.Length - 1
-    if i = top then List.take top stack else stack |> List.take top |> List.updateAt i (List.last stack)
-
 let private outOfRange s b = b < 0 || b >= s.Capacity
 
 /// Each block of a batch paired with how often it has occurred so far (1 the first time).
@@ -57,20 +100,19 @@ let private occurrences (blocks: Block list) =
     |> List.mapFold (fun seen b -> let k = 1 + (Map.tryFind b seen |> Option.defaultValue 0) in (b, k), Map.add b k seen) Map.empty
     |> fst
 
-let create (capacity: int) : Result<State, Fault> =
+let create (policy: Policy) (capacity: int) : Result<State, Fault> =
     if capacity < 0 || capacity > Limits.maxCapacity then
         Error(CapacityOutOfRange capacity)
     else
-        Ok { Capacity = capacity; FreeList = List.rev [ 0 .. capacity - 1 ]; RefCounts = Map.empty; HashToBlock = Map.empty; PeakInUse = 0 }
+        Ok { Policy = policy; Capacity = capacity; FreeList = List.rev [ 0 .. capacity - 1 ]; RefCounts = Map.empty; HashToBlock = Map.empty; PeakInUse = 0 }
+
+/// Take the free entry at index i for a new owner: off the free list, stale hash dropped, ref 1.
+let private takeAt i s =
+    let b = List.item i s.FreeList
+    b, { s with FreeList = FreeOrder.remove s.Policy i s.FreeList } |> dropHash b |> withRef b 1
 
 /// allocate's choice. Precondition: the free list is not empty.
-let private take s =
-    let hashed = s.HashToBlock |> Map.values |> Set.ofSeq
-    let i =
-        List.tryFindIndexBack (fun b -> not (hashed.Contains b)) s.FreeList
-        |> Option.defaultValue (s.FreeList.Length - 1)
-    let b = s.FreeList[i]
-    b, { s with FreeList = swapRemove i s.FreeList } |> dropHash b |> withRef b 1
+let private take s = takeAt (FreeOrder.choose s.Policy (hashed s) s.FreeList) s
 
 let allocate (s: State) : Outcome<Block> * State =
     if s.FreeList.IsEmpty then
@@ -88,11 +130,21 @@ let allocateN (n: int) (s: State) : Outcome<Block list> * State =
         let blocks, s' = List.mapFold (fun st () -> take st) s (List.replicate n ())
         Ok blocks, raisePeak s'
 
+/// An allocation whose blocks someone else chose (a port checked with `--profile any`): legal
+/// when the blocks are distinct and free; the state becomes what allocating exactly them gives.
+let allocateChosen (blocks: Block list) (s: State) : Result<State, string> =
+    match blocks |> List.tryFind (fun b -> outOfRange s b || refCount s b <> 0) with
+    | Some b -> Error(sprintf "block %d is not a free block" b)
+    | None when List.distinct blocks <> blocks -> Error "a block is handed out twice in one allocation"
+    | None ->
+        let takeBlock st b = snd (takeAt (List.findIndexBack ((=) b) st.FreeList) st)
+        Ok(raisePeak (List.fold takeBlock s blocks))
+
 let free (blocks: Block list) (s: State) : Outcome<unit> * State =
     let release st b =
         let r = refCount st b - 1
         let st = withRef b r st
-        if r = 0 then { st with FreeList = st.FreeList @ [ b ] } else st
+        if r = 0 then { st with FreeList = FreeOrder.release st.Policy (hashed st b) b st.FreeList } else st
     match List.tryFind (outOfRange s) blocks with
     | Some b -> Error(Fault(BlockOutOfRange b)), s
     | None ->
@@ -119,7 +171,7 @@ let tryAcquireByHash (h: Hash) (s: State) : Outcome<Block option> * State =
     | None -> Ok None, s
     | Some b when refCount s b = 0 ->
         let i = List.findIndexBack ((=) b) s.FreeList
-        Ok(Some b), raisePeak (withRef b 1 { s with FreeList = swapRemove i s.FreeList })
+        Ok(Some b), raisePeak (withRef b 1 { s with FreeList = FreeOrder.remove s.Policy i s.FreeList })
     | Some b when refCount s b = Limits.maxRefCount -> Error(Fault(RefCountOverflow b)), s
     | Some b -> Ok(Some b), withRef b (refCount s b + 1) s
 
@@ -128,6 +180,10 @@ let registerBlockHash (b: Block) (h: Hash) (s: State) : Outcome<unit> * State =
     elif refCount s b = 0 then Error(Fault(RegisterOnFreeBlock b)), s
     else
         let s' = dropHash b s
+        let s' =
+            match Map.tryFind h s'.HashToBlock with
+            | Some other when refCount s' other = 0 -> { s' with FreeList = FreeOrder.hashDropped s'.Policy other s'.FreeList }
+            | _ -> s'
         Ok(), { s' with HashToBlock = Map.add h b s'.HashToBlock }
 
 let refCountOf (b: Block) (s: State) : Outcome<int> =

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using FsCheck;
 using ILGPU.Runtime;
 using Microsoft.FSharp.Core;
+using PagedKv.Spec;
 using PagedKv.Protocol;
 using PagedKv.Verification;
 using Spectre.Console;
@@ -54,15 +55,15 @@ internal static class VerifyCommand
         AnsiConsole.MarkupLine($"[bold]verify[/]: reference implementation vs F# spec, seed [cyan]{campaignSeed}[/]");
 
         var table = new Table().AddColumns("campaign", "histories", "ops", "invalid ops", "device faults", "ops/s");
-        var campaigns = new List<(string Name, FSharpFunc<int, ISut> Sut, Arbitrary<History> Arb, long Ops)>
+        var campaigns = new List<(string Name, FSharpFunc<Allocator.Policy, FSharpFunc<int, ISut>> Sut, Arbitrary<History> Arb, long Ops)>
         {
-            ("allocator", FuncConvert.FromFunc<int, ISut>(Differential.reference), HistoryModule.arb, ops),
+            ("allocator (lifo, lru)", FuncConvert.FromFunc<Allocator.Policy, int, ISut>((policy, capacity) => Differential.reference(policy, capacity)), HistoryModule.arb, ops),
         };
         foreach (var (name, acc) in devices)
         {
             if (sequenceOps > 0)
             {
-                campaigns.Add(($"sequences on {name} ({acc.Name})", FuncConvert.FromFunc<int, ISut>(capacity => Differential.referenceOn(acc, capacity)), HistoryModule.arbWithSequences, sequenceOps));
+                campaigns.Add(($"sequences on {name} ({acc.Name})", FuncConvert.FromFunc<Allocator.Policy, int, ISut>((policy, capacity) => Differential.referenceOn(acc, policy, capacity)), HistoryModule.arbWithSequences, sequenceOps));
             }
         }
 

@@ -33,7 +33,7 @@ public sealed partial class ReplaySession
         this.accelerator = accelerator ?? (() => PagedKv.Protocol.Accelerators.Cpu);
         handlers = new(StringComparer.Ordinal)
         {
-            ["new"] = new(["capacity"], New),
+            ["new"] = new(["capacity", "policy"], New),
             ["allocate"] = new([], _ => Allocate()),
             ["allocate_n"] = new(["n"], AllocateN),
             ["free"] = new(["blocks"], r => Done(() => Allocator.Free(BlockIds(r.Integers("blocks"))))),
@@ -121,7 +121,13 @@ public sealed partial class ReplaySession
             throw new PagedKvException(Fault.CapacityOutOfRange, capacity,
                 $"capacity={capacity} is outside [0, {Limits.MaxCapacity}]");
         }
-        allocator = new BlockAllocator((int)capacity);
+        var policy = r.OptionalString("policy") switch
+        {
+            null or "lifo" => Policy.LifoPreferUnhashed,
+            "lru" => Policy.Lru,
+            string other => throw new BadRequestException($"field 'policy' must be \"lifo\" or \"lru\", not \"{other}\""),
+        };
+        allocator = new BlockAllocator((int)capacity, policy);
         DropSequences();
         return null;
     }

@@ -78,6 +78,18 @@ public sealed class Request
         return value;
     }
 
+    /// <summary>A JSON string, or null when the field is absent.</summary>
+    public string? OptionalString(string name)
+    {
+        if (!root.TryGetProperty(name, out var value))
+        {
+            return null;
+        }
+        return value.ValueKind == JsonValueKind.String
+            ? value.GetString()
+            : throw new BadRequestException($"field '{name}' must be a string");
+    }
+
     /// <summary>A JSON integer (any size that fits a long).</summary>
     public long Integer(string name) => AsInteger(Field(name), name);
 

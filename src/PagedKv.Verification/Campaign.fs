@@ -38,7 +38,7 @@ type private Capture() =
 
 /// Runs one FsCheck check of the differential property over `histories` histories from `rnd`;
 /// on failure returns the shrunk history and its divergence.
-let check (makeSut: int -> ISut) (arb: Arbitrary<History>) (totals: Differential.Totals) (rnd: Rnd) (histories: int) : Found option =
+let check (makeSut: MakeSut) (arb: Arbitrary<History>) (totals: Differential.Totals) (rnd: Rnd) (histories: int) : Found option =
     let capture = Capture()
     let config =
         Config.Quick.WithMaxTest(histories).WithReplay(Some { Rnd = rnd; Size = None }).WithRunner(capture)
@@ -53,7 +53,7 @@ let check (makeSut: int -> ISut) (arb: Arbitrary<History>) (totals: Differential
     | other -> failwithf "FsCheck ended unexpectedly: %A" other
 
 /// Runs batches until at least `ops` operations were checked or a divergence is found.
-let run (makeSut: int -> ISut) (arb: Arbitrary<History>) (ops: int64) (seed: uint64) (onBatch: Differential.Totals -> unit) : Result =
+let run (makeSut: MakeSut) (arb: Arbitrary<History>) (ops: int64) (seed: uint64) (onBatch: Differential.Totals -> unit) : Result =
     let totals = Differential.Totals()
     let clock = Stopwatch.StartNew()
     let mutable found = None

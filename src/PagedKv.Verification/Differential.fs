@@ -54,12 +54,12 @@ let classify (w: Model.World) (op: Op) (outcome: Outcome<Reply>) =
 let private describe (o: Outcome<Reply>) = Op.outcomeJson o
 
 /// Runs history h; the first divergence ends the run and is reported.
-let run (makeSut: int -> ISut) (h: History) : RunResult =
-    match Allocator.create h.Capacity with
+let run (makeSut: MakeSut) (h: History) : RunResult =
+    match Allocator.create h.Policy h.Capacity with
     | Error f -> failwithf "history capacity %d is invalid: %A" h.Capacity f
     | Ok alloc0 ->
-        let sut = makeSut h.Capacity
-        let protocol = List<string>([ Op.toJson (New h.Capacity) ])
+        let sut = makeSut h.Policy h.Capacity
+        let protocol = List<string>([ Op.toJson (New(h.Capacity, h.Policy)) ])
         let events = Dictionary<string, int>()
         let count event = events[event] <- events.GetValueOrDefault(event) + 1
         let mutable model = Model.world alloc0
@@ -138,16 +138,16 @@ type Totals() =
     member _.InvalidShare = if ops = 0L then 0.0 else float invalid / float ops
 
 /// The stateful property: history h runs without divergence. Each run is added to totals.
-let property (makeSut: int -> ISut) (totals: Totals) (h: History) : Property =
+let property (makeSut: MakeSut) (totals: Totals) (h: History) : Property =
     let r = run makeSut h
     totals.Add r
     match r.Failure with
     | None -> Prop.ofTestable true
     | Some f -> Prop.label f.Report (Prop.ofTestable false)
 
-/// The reference implementation with the original's policy (allocator only).
-let reference: int -> ISut = fun capacity -> new ReferenceSut(capacity) :> ISut
+/// The reference implementation (allocator only), with the history's policy.
+let reference: MakeSut = fun policy capacity -> new ReferenceSut(policy, capacity) :> ISut
 
 /// The reference implementation with sequences on `accelerator`.
-let referenceOn (accelerator: ILGPU.Runtime.Accelerator) : int -> ISut =
-    fun capacity -> new ReferenceSut(capacity, accelerator) :> ISut
+let referenceOn (accelerator: ILGPU.Runtime.Accelerator) : MakeSut =
+    fun policy capacity -> new ReferenceSut(policy, capacity, accelerator) :> ISut

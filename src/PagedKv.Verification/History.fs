@@ -41,7 +41,8 @@ type AOp =
     /// The op with its k-th device copy made to fail.
     | GFaulty of AOp * copy: int
 
-type History = { Capacity: int; Ops: AOp list }
+/// A history: a fresh allocator of this capacity and free-order policy, then the ops.
+type History = { Capacity: int; Policy: Allocator.Policy; Ops: AOp list }
 
 module History =
     /// A few hashes, so that hits, resurrections, re-registrations and collisions are common.
@@ -76,7 +77,7 @@ module History =
     and resolve (w: Model.World) (op: AOp) : Op =
         let pick = resolvePick w
         match op with
-        | GNew c -> New c
+        | GNew c -> New(c, w.Alloc.Policy)
         | GAllocate -> Allocate
         | GAllocateN n -> AllocateN n
         | GFree ps -> Free(List.map pick ps)
@@ -158,29 +159,39 @@ module History =
               2, seqBlock |> Gen.map GAcquire
               2, seqBlock |> Gen.map (fun p -> GFree [ p ]) ]
 
+    /// Either policy, half the time each.
+    let genPolicy = Gen.elements [ Allocator.LifoPreferUnhashed; Allocator.Lru ]
+
     /// Histories of 1–200 ops on a capacity drawn by genCapacity.
-    let private genWith (genOpFor: int -> Gen<AOp>) : Gen<History> =
+    let private genWith (policy: Gen<Allocator.Policy>) (genOpFor: int -> Gen<AOp>) : Gen<History> =
         gen {
+            let! policy = policy
             let! capacity = genCapacity
             let! length = Gen.choose (1, 200)
             let! ops = Gen.listOfLength length (genOpFor capacity)
-            return { Capacity = capacity; Ops = ops }
+            return { Capacity = capacity; Policy = policy; Ops = ops }
         }
 
-    /// Allocator-only histories.
-    let gen: Gen<History> = genWith genOp
+    /// Allocator-only histories under `policy`.
+    let genFor (policy: Allocator.Policy) : Gen<History> = genWith (Gen.constant policy) genOp
 
-    /// One allocator and several sequences on a device, interleaved; sequences 0–2 are created
-    /// first (those ops shrink away like any other).
-    let genWithSequences: Gen<History> =
+    /// Allocator-only histories, either policy.
+    let gen: Gen<History> = genWith genPolicy genOp
+
+    /// One allocator (policy drawn by `policy`) and several sequences on a device, interleaved;
+    /// sequences 0–2 are created first (those ops shrink away like any other).
+    let genWithSequencesOf (policy: Gen<Allocator.Policy>) : Gen<History> =
         GenBuilder.gen {
+            let! policy = policy
             let! capacity = Gen.frequency [ 3, genCapacity; 7, Gen.choose (8, 64) ]
             let! shapes = Gen.listOfLength 3 genSeqShape
             let! length = Gen.choose (1, 200)
             let! ops = Gen.listOfLength length (Gen.frequency [ 50, genOp capacity; 40, genSeqOp; 10, genSharingOp ])
             let prologue = shapes |> List.mapi (fun q (bs, mb) -> GSeqNew(q, bs, mb))
-            return { Capacity = capacity; Ops = prologue @ ops }
+            return { Capacity = capacity; Policy = policy; Ops = prologue @ ops }
         }
+
+    let genWithSequences: Gen<History> = genWithSequencesOf genPolicy
 
     let private shrinkInt (n: int) = seq { if n <> 0 then yield 0; if abs n > 1 then yield n / 2 }
 
@@ -230,7 +241,7 @@ module History =
             match List.tryFindIndexBack (function GNew c -> c >= 0 && c <= Limits.maxCapacity | _ -> false) h.Ops with
             | Some i ->
                 match h.Ops[i] with
-                | GNew c -> yield { Capacity = c; Ops = List.skip (i + 1) h.Ops }
+                | GNew c -> yield { h with Capacity = c; Ops = List.skip (i + 1) h.Ops }
                 | _ -> ()
             | None -> ()
             let mutable chunk = n / 2
@@ -256,6 +267,8 @@ module History =
         }
 
     let arb: Arbitrary<History> = Arb.fromGenShrink (gen, shrink)
+
+    let arbFor (policy: Allocator.Policy) : Arbitrary<History> = Arb.fromGenShrink (genFor policy, shrink)
 
     let arbWithSequences: Arbitrary<History> = Arb.fromGenShrink (genWithSequences, shrink)
 

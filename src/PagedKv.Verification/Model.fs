@@ -28,8 +28,8 @@ let private hostOnly f (alloc, s) = let o, s' = f s in o, (alloc, s')
 
 let step (op: Op) (w: World) : Outcome<Reply> * World =
     match op with
-    | New c ->
-        match Allocator.create c with
+    | New(c, policy) ->
+        match Allocator.create policy c with
         | Ok fresh -> Ok Done, world fresh
         | Error f -> Error(Fault f), w
     | Allocate -> onAlloc (Allocator.allocate >> fun (o, s) -> Result.map Block o, s) w

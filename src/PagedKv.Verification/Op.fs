@@ -6,7 +6,7 @@ open System
 open PagedKv.Spec
 
 type Op =
-    | New of capacity: int
+    | New of capacity: int * policy: Allocator.Policy
     | Allocate
     | AllocateN of n: int
     | Free of blocks: int list
@@ -39,7 +39,8 @@ module Op =
     /// One request line of the replay protocol.
     let toJson (op: Op) =
         match op with
-        | New c -> sprintf """{"op":"new","capacity":%d}""" c
+        | New(c, Allocator.LifoPreferUnhashed) -> sprintf """{"op":"new","capacity":%d}""" c
+        | New(c, Allocator.Lru) -> sprintf """{"op":"new","capacity":%d,"policy":"lru"}""" c
         | Allocate -> """{"op":"allocate"}"""
         | AllocateN n -> sprintf """{"op":"allocate_n","n":%d}""" n
         | Free bs -> sprintf """{"op":"free","blocks":%s}""" (ints bs)

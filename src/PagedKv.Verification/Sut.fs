@@ -21,6 +21,9 @@ type ISut =
     abstract ArmFault: int -> unit
     abstract Disarm: unit -> unit
 
+/// A fresh system under test for a history's policy and capacity.
+type MakeSut = Allocator.Policy -> int -> ISut
+
 /// Device copies that fail on request: the k-th copy after Arm(k) throws before copying.
 type FaultInjector() =
     let mutable countdown = -1
@@ -59,6 +62,12 @@ module Convert =
         | ImplFault.SequenceExists -> SequenceExists v
         | other -> failwithf "unmapped fault %A" other
 
+    /// The implementation's policy of the spec's name.
+    let policy (p: Allocator.Policy) : IFreeBlockPolicy =
+        match p with
+        | Allocator.LifoPreferUnhashed -> Policies.Create Policy.LifoPreferUnhashed
+        | Allocator.Lru -> Policies.Create Policy.Lru
+
     let allocator (s: AllocatorSnapshot) : Allocator.Snapshot =
         { Capacity = s.Capacity
           FreeList = List.ofArray s.FreeList
@@ -74,10 +83,11 @@ module Convert =
           DeviceLen = int len
           BytesWritten = s.BytesWritten }
 
-/// The C# reference implementation: a BlockAllocator (policy from `policy`, the original's by
-/// default) and, when an accelerator is given, PagedSeqStates on it by id.
-type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: Accelerator option) =
-    let mutable a = BlockAllocator(capacity, policy ())
+/// The C# reference implementation: a BlockAllocator (its policy made by `policyFor` from the
+/// spec's policy: by default the implementation's policy of that name) and, when an accelerator
+/// is given, PagedSeqStates on it by id.
+type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.Policy -> IFreeBlockPolicy, accelerator: Accelerator option) =
+    let mutable a = BlockAllocator(capacity, policyFor policy)
     let seqs = SortedDictionary<int, PagedSeqState>()
     let injector = FaultInjector()
     let dropSeqs () =
@@ -95,8 +105,8 @@ type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: 
         | Some acc -> acc
         | None -> failwith "sequence op on a system under test without an accelerator"
 
-    new(capacity) = new ReferenceSut(capacity, (fun () -> LifoPreferUnhashed()), None)
-    new(capacity, accelerator) = new ReferenceSut(capacity, (fun () -> LifoPreferUnhashed()), Some accelerator)
+    new(policy, capacity) = new ReferenceSut(policy, capacity, Convert.policy, None)
+    new(policy, capacity, accelerator) = new ReferenceSut(policy, capacity, Convert.policy, Some accelerator)
 
     member _.Allocator = a
     member _.FaultsInjected = injector.Injected
@@ -111,8 +121,8 @@ type ReferenceSut(capacity: int, policy: unit -> IFreeBlockPolicy, accelerator: 
         member _.Step op =
             try
                 match op with
-                | New c ->
-                    a <- BlockAllocator(c, policy ())
+                | New(c, p) ->
+                    a <- BlockAllocator(c, policyFor p)
                     dropSeqs ()
                     Ok Done
                 | Allocate ->

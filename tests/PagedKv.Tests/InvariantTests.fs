@@ -13,12 +13,14 @@ let private field name (o: obj) =
     o.GetType().GetField(name, BindingFlags.NonPublic ||| BindingFlags.Instance).GetValue o
 
 /// Capacity 4: blocks 0 and 1 live, 0 registered under hash 9; 2 and 3 free.
-let private fresh () =
-    let a = BlockAllocator(4)
+let private freshWith (policy: Policy) =
+    let a = BlockAllocator(4, policy)
     a.TryAllocateN 2 |> ignore
     a.RegisterBlockHash(0, 9UL)
     a.Validate()
     a
+
+let private fresh () = freshWith Policy.LifoPreferUnhashed
 
 let private violated (name: string) (a: BlockAllocator) =
     let e = Assert.Throws<InvariantViolationException>(fun () -> a.Validate())
@@ -26,23 +28,39 @@ let private violated (name: string) (a: BlockAllocator) =
     // The report names the invariant and gives the numbers that broke it.
     Assert.Matches(sprintf @"^invariant %s violated: .*\d" name, e.Message)
 
+/// A policy whose order or count lies (a broken policy implementation).
+type Tampered(inner: IFreeBlockPolicy, extra: int list, countOffset: int) =
+    interface IFreeBlockPolicy with
+        member _.Count = inner.Count + countOffset
+        member _.Order = Seq.append inner.Order extra
+        member _.Plan blocks = inner.Plan blocks
+        member _.Reset c = inner.Reset c
+        member _.Release(b, h) = inner.Release(b, h)
+        member _.HashDropped b = inner.HashDropped b
+        member _.Take b = inner.Take b
+        member _.TakeForAllocation() = inner.TakeForAllocation()
+        member _.Inconsistency h = inner.Inconsistency h
+
+/// Swaps a tampered policy in after construction (constructing with it would trip the Debug
+/// assertions first).
+let private tamper (extra: int list) (countOffset: int) (a: BlockAllocator) =
+    let slot = typeof<BlockAllocator>.GetField("free", BindingFlags.NonPublic ||| BindingFlags.Instance)
+    slot.SetValue(a, Tampered(slot.GetValue a :?> IFreeBlockPolicy, extra, countOffset))
+    a
+
 [<Fact>]
 let ``ids-in-range: a hash pointing past capacity`` () =
     let a = fresh ()
-    (field "hashToBlock" a :?> Dictionary<uint64, int>)[5UL] <- 4
+    (field "hashToBlock" a :?> HashIndex).Add(5UL, 4)
     violated AllocatorInvariants.IdsInRange a
 
 [<Fact>]
 let ``ids-in-range: a free-list entry past capacity`` () =
-    let a = fresh ()
-    (field "stack" (field "free" a) :?> List<int>).Add 7
-    violated AllocatorInvariants.IdsInRange a
+    violated AllocatorInvariants.IdsInRange (fresh () |> tamper [ 7 ] 1)
 
 [<Fact>]
 let ``free-list-is-ref-zero: a free-list entry twice`` () =
-    let a = fresh ()
-    (field "stack" (field "free" a) :?> List<int>).Add 2
-    violated AllocatorInvariants.FreeListIsRefZero a
+    violated AllocatorInvariants.FreeListIsRefZero (fresh () |> tamper [ 2 ] 1)
 
 [<Fact>]
 let ``free-list-is-ref-zero: a free-list entry with a reference`` () =
@@ -57,15 +75,43 @@ let ``free-plus-live: a live block that lost its references without being freed`
     violated AllocatorInvariants.FreePlusLive a
 
 [<Fact>]
+let ``free-plus-live: a policy whose count disagrees with its order`` () =
+    violated AllocatorInvariants.FreePlusLive (fresh () |> tamper [] 1)
+
+[<Fact>]
 let ``hash-bijection: block → hash disagrees with hash → block`` () =
     let a = fresh ()
-    (field "blockToHash" a :?> Nullable<uint64>[])[0] <- Nullable 8UL
+    (field "blockHash" a :?> uint64[])[0] <- 8UL
+    violated AllocatorInvariants.HashBijection a
+
+[<Fact>]
+let ``hash-bijection: a table entry whose block has no hash`` () =
+    let a = fresh ()
+    (field "hasHash" a :?> bool[])[0] <- false
     violated AllocatorInvariants.HashBijection a
 
 [<Fact>]
 let ``hash-bijection: a block with a hash the table does not have`` () =
     let a = fresh ()
-    (field "blockToHash" a :?> Nullable<uint64>[])[1] <- Nullable 8UL
+    (field "hasHash" a :?> bool[])[1] <- true
+    (field "blockHash" a :?> uint64[])[1] <- 8UL
+    violated AllocatorInvariants.HashBijection a
+
+[<Fact>]
+let ``hash-bijection: a table whose count is off, or whose entry is cut off from its home slot`` () =
+    let a = fresh ()
+    let index = field "hashToBlock" a :?> HashIndex
+    let count = typeof<HashIndex>.GetField("<Count>k__BackingField", BindingFlags.NonPublic ||| BindingFlags.Instance)
+    count.SetValue(index, 2)
+    violated AllocatorInvariants.HashBijection a
+    count.SetValue(index, 1)
+    a.Validate()
+    // Move hash 9's entry one slot on, leaving its home slot empty: lookups can no longer find it.
+    let entries = field "entries" index :?> Array
+    let at = [ 0 .. entries.Length - 1 ] |> List.find (fun i -> entries.GetValue i <> Activator.CreateInstance(entries.GetType().GetElementType()))
+    let entry = entries.GetValue at
+    entries.SetValue(Activator.CreateInstance(entries.GetType().GetElementType()), at)
+    entries.SetValue(entry, (at + 1) % entries.Length)
     violated AllocatorInvariants.HashBijection a
 
 [<Fact>]
@@ -77,27 +123,61 @@ let ``peak-bounds: peak below use, and peak above capacity`` () =
     peak.SetValue(a, 5)
     violated AllocatorInvariants.PeakBounds a
 
-/// A policy whose Count disagrees with its Order (a broken policy implementation).
-type MiscountingPolicy() =
-    let inner = LifoPreferUnhashed()
-    interface IFreeBlockPolicy with
-        member _.Count = inner.Count + 1
-        member _.Order = inner.Order
-        member _.Clone() = inner.Clone()
-        member _.Reset c = inner.Reset c
-        member _.Release(b, h) = inner.Release(b, h)
-        member _.HashDropped b = inner.HashDropped b
-        member _.Take b = inner.Take b
-        member _.TakeForAllocation h = inner.TakeForAllocation h
+[<Fact>]
+let ``free-order-index: the stack's slot index, its unhashed-slot bitmap, and the bitmap's summary`` () =
+    let lifo (a: BlockAllocator) = field "free" a
+    let a = fresh ()
+    (field "slotOf" (lifo a) :?> int[])[2] <- 0
+    violated AllocatorInvariants.FreeOrderIndex a
+    // Free blocks 2, 3 sit in slots 1, 0 (block 3 at the bottom); both unhashed.
+    let a = fresh ()
+    (field "unhashed" (lifo a) :?> SlotBitmap).Remove 1
+    violated AllocatorInvariants.FreeOrderIndex a
+    let a = fresh ()
+    (field "unhashed" (lifo a) :?> SlotBitmap).Add 3
+    violated AllocatorInvariants.FreeOrderIndex a
 
 [<Fact>]
-let ``free-plus-live: a policy whose count disagrees with its order`` () =
-    let policy = MiscountingPolicy() :> IFreeBlockPolicy
-    policy.Reset 3
-    // Swapped in after construction: constructing with it would trip the Debug assertions first.
-    let a = BlockAllocator(3)
-    typeof<BlockAllocator>.GetField("free", BindingFlags.NonPublic ||| BindingFlags.Instance).SetValue(a, policy)
+let ``free-order-index: the queue's links`` () =
+    let a = freshWith Policy.Lru
+    let lru = field "free" a
+    (field "next" lru :?> int[])[2] <- -1 // the queue head → tail is 2, 3: cut it after 2
+    violated AllocatorInvariants.FreeOrderIndex a
+    let a = freshWith Policy.Lru
+    let count = typeof<Lru>.GetField("<Count>k__BackingField", BindingFlags.NonPublic ||| BindingFlags.Instance)
+    count.SetValue(field "free" a, 1)
     violated AllocatorInvariants.FreePlusLive a
+
+[<Fact>]
+let ``free-order-index: a bitmap summary bit that disagrees with its word`` () =
+    // 100 slots: two words under one summary word.
+    let a = BlockAllocator(100)
+    let bitmap = field "unhashed" (field "free" a) :?> SlotBitmap
+    let levels = field "levels" bitmap :?> uint64[][]
+    levels[1][0] <- levels[1][0] &&& ~~~2UL
+    violated AllocatorInvariants.FreeOrderIndex a
+    Assert.Contains("level 1 says word 1 of level 0 is empty", bitmap.Inconsistency())
+
+[<Fact>]
+let ``each index reports its own corruption`` () =
+    let bitmap = SlotBitmap(10)
+    let words = (field "levels" bitmap :?> uint64[][]).[0]
+    words[0] <- 1UL <<< 12
+    Assert.Equal("slot 12 is set past the size 10", bitmap.Inconsistency())
+    let lru = Lru()
+    (lru :> IFreeBlockPolicy).Reset 4
+    (field "prev" lru :?> int[])[2] <- 0
+    Assert.Equal("block 2 links back to 0, not 1, or the queue holds more than 4 blocks", (lru :> IFreeBlockPolicy).Inconsistency(fun _ -> false))
+    let index = HashIndex()
+    index.Add(9UL, 0)
+    let entries = field "entries" index :?> Array
+    let empty = Activator.CreateInstance(entries.GetType().GetElementType())
+    let at = [ 0 .. entries.Length - 1 ] |> List.find (fun i -> entries.GetValue i <> empty)
+    let entry = entries.GetValue at
+    entries.SetValue(empty, at)
+    entries.SetValue(entry, (at + 1) % entries.Length)
+    Assert.Equal(sprintf "hash 9 in slot %d is cut off from its home slot by the empty slot %d" ((at + 1) % entries.Length) at, index.Inconsistency())
+    Assert.Throws<ArgumentOutOfRangeException>(fun () -> SlotBitmap(-1) |> ignore) |> ignore
 
 [<Fact>]
 let ``a valid allocator passes at every capacity edge`` () =

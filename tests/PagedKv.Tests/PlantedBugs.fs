@@ -11,38 +11,55 @@ open PagedKv.Allocation
 open PagedKv.Spec
 open PagedKv.Verification
 
-/// Plant: allocate ignores the unhashed preference and always takes the top entry.
-type IgnoresUnhashedPreference() =
-    let inner = LifoPreferUnhashed()
-    interface IFreeBlockPolicy with
-        member _.Count = inner.Count
-        member _.Reset c = inner.Reset c
-        member _.Release(b, h) = inner.Release(b, h)
-        member _.TakeForAllocation _ = inner.TakeForAllocation(fun _ -> false)
-        member _.Take b = inner.Take b
-        member _.HashDropped b = inner.HashDropped b
-        member _.Clone() = failwith "not planned"
-        member _.Order = inner.Order
+/// A free-order policy run on the spec's own FreeOrder functions over a mutable list, with one
+/// of them swapped for a planted bug.
+type OrderPlant =
+    { Choose: Allocator.Policy -> (int -> bool) -> int list -> int
+      Remove: Allocator.Policy -> int -> int list -> int list
+      Release: Allocator.Policy -> bool -> int -> int list -> int list
+      HashDropped: Allocator.Policy -> int -> int list -> int list }
 
-/// Plant: entries are removed by shifting the rest down instead of swap-remove.
-type ShiftRemove() =
-    let stack = List<int>()
-    let removeAt (i: int) = let b = stack[i] in stack.RemoveAt i; b
+let faithful =
+    { Choose = Allocator.FreeOrder.choose
+      Remove = Allocator.FreeOrder.remove
+      Release = Allocator.FreeOrder.release
+      HashDropped = Allocator.FreeOrder.hashDropped }
+
+type PlantedOrder(policy: Allocator.Policy, plant: OrderPlant) =
+    let mutable order: int list = []
+    let hashed = HashSet<int>()
+    let take (order: int list) =
+        let i = plant.Choose policy hashed.Contains order
+        order[i], plant.Remove policy i order
     interface IFreeBlockPolicy with
-        member _.Count = stack.Count
-        member _.Reset c = stack.Clear(); stack.AddRange [ c - 1 .. -1 .. 0 ]
-        member _.Release(b, _) = stack.Add b
-        member _.TakeForAllocation hasHash =
-            let i = [ stack.Count - 1 .. -1 .. 0 ] |> List.tryFind (fun i -> not (hasHash.Invoke stack[i]))
-            removeAt (defaultArg i (stack.Count - 1))
-        member _.Take b = removeAt (stack.LastIndexOf b) |> ignore
-        member _.HashDropped _ = ()
-        member _.Clone() = failwith "not planned"
-        member _.Order = stack
+        member _.Count = order.Length
+        member _.Order = order
+        member _.Reset c = order <- List.rev [ 0 .. c - 1 ]; hashed.Clear()
+        member _.Release(b, h) =
+            if h then hashed.Add b |> ignore
+            order <- plant.Release policy h b order
+        member _.TakeForAllocation() =
+            let b, rest = take order
+            order <- rest
+            hashed.Remove b |> ignore
+            b
+        member _.Take b =
+            order <- plant.Remove policy (List.findIndexBack ((=) b) order) order
+            hashed.Remove b |> ignore
+        member _.HashDropped b =
+            hashed.Remove b |> ignore
+            order <- plant.HashDropped policy b order
+        member _.Plan(blocks: Span<int>) =
+            let mutable rest = order
+            for i in 0 .. blocks.Length - 1 do
+                let b, rest' = take rest
+                blocks[i] <- b
+                rest <- rest'
+        member _.Inconsistency _ = null
 
 /// Plant: a wrapper that lets `rewrite` replace the reference implementation's behaviour.
-type Rewrite(capacity: int, rewrite: ISut -> Op -> Outcome<Reply> option, ?snapshot: Allocator.Snapshot -> Allocator.Snapshot) =
-    let inner = new ReferenceSut(capacity) :> ISut
+type Rewrite(policy: Allocator.Policy, capacity: int, rewrite: ISut -> Op -> Outcome<Reply> option, ?snapshot: Allocator.Snapshot -> Allocator.Snapshot) =
+    let inner = new ReferenceSut(policy, capacity) :> ISut
     interface ISut with
         member _.Step op = rewrite inner op |> Option.defaultWith (fun () -> inner.Step op)
         member _.Snapshot() = let s = inner.Snapshot() in { s with Alloc = s.Alloc |> defaultArg snapshot id }
@@ -52,28 +69,37 @@ type Rewrite(capacity: int, rewrite: ISut -> Op -> Outcome<Reply> option, ?snaps
 
 let private hashHolder (sut: ISut) h = sut.Snapshot().Alloc.HashTable |> List.tryFind (fst >> (=) h) |> Option.map snd
 
-let plants: (string * (int -> ISut)) list =
-    [ "allocate ignores the unhashed preference", fun c -> new ReferenceSut(c, (fun () -> IgnoresUnhashedPreference()), None) :> ISut
-      "free list removes by shifting, not swap-remove", fun c -> new ReferenceSut(c, (fun () -> ShiftRemove()), None) :> ISut
-      "double free is accepted",
-      fun c ->
-          Rewrite(c, fun inner op ->
+let private ordered plant : MakeSut = fun p c -> new ReferenceSut(p, c, (fun p -> PlantedOrder(p, plant)), None) :> ISut
+
+/// Each plant: its name, the policy its histories use, and the system under test.
+let plants: (string * Allocator.Policy * MakeSut) list =
+    [ "allocate ignores the unhashed preference", Allocator.LifoPreferUnhashed,
+      ordered { faithful with Choose = fun _ _ order -> order.Length - 1 }
+      "free list removes by shifting, not swap-remove", Allocator.LifoPreferUnhashed,
+      ordered { faithful with Remove = fun _ i order -> List.removeAt i order }
+      "lru: a hashed block released to the head, not the tail", Allocator.Lru,
+      ordered { faithful with Release = fun _ _ b order -> order @ [ b ] }
+      "lru: a free block that loses its hash stays where it is", Allocator.Lru,
+      ordered { faithful with HashDropped = fun _ _ order -> order }
+      "double free is accepted", Allocator.LifoPreferUnhashed,
+      fun p c ->
+          Rewrite(p, c, fun inner op ->
               match op, inner.Step op with
               | Free _, Error(Fault(FreeOfFreeBlock _)) -> Some(Ok Done)
               | _, r -> Some r) :> ISut
-      "a hash hit on a soft-free block is a miss",
-      fun c ->
-          Rewrite(c, fun inner op ->
+      "a hash hit on a soft-free block is a miss", Allocator.LifoPreferUnhashed,
+      fun p c ->
+          Rewrite(p, c, fun inner op ->
               match op with
               | TryAcquireByHash h ->
                   match hashHolder inner h with
                   | Some b when inner.Snapshot().Alloc.RefCounts[b] = 0 -> Some(Ok(Hit None))
                   | _ -> None
               | _ -> None) :> ISut
-      "peak reports the current use",
-      fun c ->
+      "peak reports the current use", Allocator.LifoPreferUnhashed,
+      fun p c ->
           let current (s: Allocator.Snapshot) = s.Capacity - s.FreeList.Length
-          Rewrite(c, (fun inner op ->
+          Rewrite(p, c, (fun inner op ->
                         match op with
                         | PeakInUse -> Some(Ok(Count(current (inner.Snapshot().Alloc))))
                         | _ -> None),
@@ -83,12 +109,12 @@ let plants: (string * (int -> ISut)) list =
 let shortHistory = 12
 
 type Planted(output: ITestOutputHelper) =
-    static member Plants = plants |> List.map (fun (name, _) -> [| box name |])
+    static member Plants = plants |> List.map (fun (name, _, _) -> [| box name |])
 
     [<Theory; MemberData(nameof Planted.Plants)>]
     member _.``the differential property catches and shrinks the plant``(name: string) =
-        let makeSut = plants |> List.find (fst >> (=) name) |> snd
-        let found = Campaign.check makeSut History.arb (Differential.Totals()) (Rnd(Settings.seed)) 500
+        let _, policy, makeSut = plants |> List.find (fun (n, _, _) -> n = name)
+        let found = Campaign.check makeSut (History.arbFor policy) (Differential.Totals()) (Rnd(Settings.seed)) 500
         match found with
         | None -> failwithf "plant '%s' was not caught in 500 histories (seed %d)" name Settings.seed
         | Some f ->

@@ -39,7 +39,7 @@ let private toOp (e: JsonElement) =
     let int' (name: string) = e.GetProperty(name).GetInt32()
     let ints (name: string) = [ for x in e.GetProperty(name).EnumerateArray() -> x.GetInt32() ]
     match e.GetProperty("op").GetString() with
-    | "new" -> New(int' "capacity")
+    | "new" -> New(int' "capacity", match e.TryGetProperty "policy" with | true, p when p.GetString() = "lru" -> Allocator.Lru | _ -> Allocator.LifoPreferUnhashed)
     | "allocate" -> Allocate
     | "allocate_n" -> AllocateN(int' "n")
     | "free" -> Free(ints "blocks")
@@ -71,7 +71,7 @@ let ``the original's trace replays with identical outs, through the protocol and
         let op = toOp (JsonDocument.Parse(request).RootElement)
         let outcome, state =
             match model, op with
-            | _, New c -> (match Allocator.create c with Ok s -> Ok Done, Some(Model.world s) | Error f -> Error(Fault f), model)
+            | _, New(c, p) -> (match Allocator.create p c with Ok s -> Ok Done, Some(Model.world s) | Error f -> Error(Fault f), model)
             | Some s, op -> let o, s' = Model.step op s in o, Some s'
             | None, _ -> failwith "trace op before new"
         model <- state
@@ -99,8 +99,8 @@ let private seqStateJson (w: Model.World) q =
 let ``protocol responses equal the spec's on random histories`` () =
     Prop.forAll History.arbWithSequences (fun h ->
         use session = new ReplaySession()
-        let state0 = Allocator.create h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f) |> Model.world
-        session.Handle(Op.toJson (New h.Capacity)) |> ignore
+        let state0 = Allocator.create h.Policy h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f) |> Model.world
+        session.Handle(Op.toJson (New(h.Capacity, h.Policy))) |> ignore
         h.Ops
         |> List.fold (fun (model, ok) aop ->
             let op = History.resolve model aop

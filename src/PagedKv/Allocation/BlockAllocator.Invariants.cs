@@ -22,8 +22,14 @@ public static class AllocatorInvariants
     /// <summary>free + live = capacity.</summary>
     public const string FreePlusLive = "free-plus-live";
 
-    /// <summary>hash → block and block → hash are inverse bijections.</summary>
+    /// <summary>hash → block and block → hash are inverse bijections, and a lookup finds every
+    /// hash the table holds.</summary>
     public const string HashBijection = "hash-bijection";
+
+    /// <summary>The free-order policy's own index agrees with its order and with the blocks'
+    /// hash state (the stack's slot index and unhashed-slot bitmap; the queue's links).
+    /// Implementation only: the spec has no index to disagree with.</summary>
+    public const string FreeOrderIndex = "free-order-index";
 
     /// <summary>in use ≤ peak ≤ capacity, and peak never decreases (checked across mutations).</summary>
     public const string PeakBounds = "peak-bounds";
@@ -47,11 +53,11 @@ public sealed partial class BlockAllocator
         Capacity,
         free.Order.ToArray(),
         refCounts.Select(r => (int)r).ToArray(),
-        hashToBlock.OrderBy(kv => kv.Key).Select(kv => (kv.Key, kv.Value)).ToArray(),
+        hashToBlock.Pairs.OrderBy(p => p.Hash).ToArray(),
         PeakInUse);
 
     /// <summary>Checks every invariant; throws <see cref="InvariantViolationException"/> naming
-    /// the first that fails. Always on (not only in Debug).</summary>
+    /// the first that fails. Always on (not only in Debug). O(capacity).</summary>
     public void Validate()
     {
         if (FirstViolation() is (string name, string detail))
@@ -71,8 +77,9 @@ public sealed partial class BlockAllocator
 
     private (string Name, string Detail)? FirstViolation()
     {
-        IReadOnlyList<int> order = free.Order;
-        foreach (int block in order.Concat(hashToBlock.Values))
+        int[] order = free.Order.ToArray();
+        var table = hashToBlock.Pairs.ToArray();
+        foreach (int block in order.Concat(table.Select(p => p.Block)))
         {
             if ((uint)block >= (uint)Capacity)
             {
@@ -91,27 +98,32 @@ public sealed partial class BlockAllocator
             onFreeList[block] = true;
         }
         int live = refCounts.Count(r => r > 0);
-        if (order.Count != free.Count || order.Count + live != Capacity)
+        if (order.Length != free.Count || order.Length + live != Capacity)
         {
-            return (AllocatorInvariants.FreePlusLive, $"free {free.Count} + live {live} != capacity {Capacity}");
+            return (AllocatorInvariants.FreePlusLive, $"free {free.Count} ({order.Length} listed) + live {live} != capacity {Capacity}");
         }
 
-        foreach (var (hash, block) in hashToBlock)
+        foreach (var (hash, block) in table)
         {
-            if (blockToHash[block] != hash)
+            if (!hasHash[block] || blockHash[block] != hash || !hashToBlock.TryGet(hash, out int found) || found != block)
             {
-                return (AllocatorInvariants.HashBijection, $"hash {hash} → block {block} but block → {blockToHash[block]}");
+                return (AllocatorInvariants.HashBijection, $"hash {hash} → block {block} but block → {(hasHash[block] ? blockHash[block] : "none")}");
             }
         }
-        int reverse = blockToHash.Count(h => h.HasValue);
-        if (reverse != hashToBlock.Count)
+        int reverse = hasHash.Count(h => h);
+        if (reverse != hashToBlock.Count || table.Length != hashToBlock.Count || hashToBlock.Inconsistency() is not null)
         {
-            return (AllocatorInvariants.HashBijection, $"{reverse} blocks have a hash but the table has {hashToBlock.Count}");
+            return (AllocatorInvariants.HashBijection, $"{reverse} blocks have a hash, the table holds {table.Length} and counts {hashToBlock.Count}; {hashToBlock.Inconsistency()}");
         }
 
         if (PeakInUse < InUse || PeakInUse > Capacity)
         {
             return (AllocatorInvariants.PeakBounds, $"peak {PeakInUse}, in use {InUse}, capacity {Capacity}");
+        }
+
+        if (free.Inconsistency(hashed) is string index)
+        {
+            return (AllocatorInvariants.FreeOrderIndex, index);
         }
         return null;
     }

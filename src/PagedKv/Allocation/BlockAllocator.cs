@@ -15,21 +15,32 @@ namespace PagedKv.Allocation;
 /// <remarks>
 /// Error discipline: exhaustion is an expected outcome and is reported by <c>Try…</c> returning
 /// false. Misuse throws <see cref="PagedKvException"/>; every method validates its whole input
-/// (batches included) before its first write, so a throwing call changes nothing. After every
+/// (batches included) before it commits anything, so a throwing call changes nothing. After every
 /// mutation a Debug build asserts all invariants (<see cref="AllocatorInvariants"/>);
 /// <see cref="Validate"/> checks them in any build.
+/// <para>Cost: every operation is O(1) or O(log₆₄ capacity) per block it names (the policy's
+/// index and the hash table), and none allocates in a steady state, <c>TryAllocateN</c>'s
+/// result array aside.</para>
 /// </remarks>
 public sealed partial class BlockAllocator
 {
     private readonly IFreeBlockPolicy free;
     private readonly ushort[] refCounts;
-    private readonly Dictionary<ulong, int> hashToBlock = new();
-    private readonly ulong?[] blockToHash;
-    private readonly Func<int, bool> hasHash;
+    private readonly ulong[] blockHash;
+    private readonly bool[] hasHash;
+    private readonly HashIndex hashToBlock = new();
+    private readonly Func<int, bool> hashed;
+    private int[] released = [];
 
     /// <summary>A fresh allocator with the original's policy (<see cref="LifoPreferUnhashed"/>).</summary>
     public BlockAllocator(int capacity)
         : this(capacity, new LifoPreferUnhashed())
+    {
+    }
+
+    /// <summary>A fresh allocator with the named policy.</summary>
+    public BlockAllocator(int capacity, Policy policy)
+        : this(capacity, Policies.Create(policy))
     {
     }
 
@@ -46,8 +57,9 @@ public sealed partial class BlockAllocator
         Capacity = capacity;
         free = policy;
         refCounts = new ushort[capacity];
-        blockToHash = new ulong?[capacity];
-        hasHash = block => blockToHash[block].HasValue;
+        blockHash = new ulong[capacity];
+        hasHash = new bool[capacity];
+        hashed = block => hasHash[block];
         free.Reset(capacity);
         AssertInvariants(0);
     }
@@ -78,8 +90,8 @@ public sealed partial class BlockAllocator
     public bool TryGetBlockHash(int block, out ulong hash)
     {
         CheckBlock(block);
-        hash = blockToHash[block].GetValueOrDefault();
-        return blockToHash[block].HasValue;
+        hash = hasHash[block] ? blockHash[block] : 0;
+        return hasHash[block];
     }
 
     /// <summary>Take one free block (ref = 1). False when the pool is exhausted.</summary>
@@ -135,13 +147,9 @@ public sealed partial class BlockAllocator
             return false;
         }
         // Taken blocks leave the free list, so dropping their hashes cannot change later
-        // choices: running the policy on a copy is exactly what TryAllocateN will do.
-        var plan = free.Clone();
+        // choices: the policy's plan is exactly what TryAllocateN will do.
         blocks = new int[n];
-        for (int i = 0; i < n; i++)
-        {
-            blocks[i] = plan.TakeForAllocation(hasHash);
-        }
+        free.Plan(blocks);
         return true;
     }
 
@@ -150,16 +158,10 @@ public sealed partial class BlockAllocator
     public void EnsureCanFree(ReadOnlySpan<int> blocks)
     {
         CheckBlocks(blocks);
-        var pending = new Dictionary<int, int>();
+        DecrementAll(blocks);
         foreach (int block in blocks)
         {
-            int times = pending.GetValueOrDefault(block) + 1;
-            pending[block] = times;
-            if (times > refCounts[block])
-            {
-                throw new PagedKvException(Fault.FreeOfFreeBlock, block,
-                    $"free: block {block} has ref_count={refCounts[block]} and is freed {times} time(s) (double free)");
-            }
+            refCounts[block]++;
         }
     }
 
@@ -170,15 +172,13 @@ public sealed partial class BlockAllocator
     /// batch names more often than its ref count. Nothing is freed then.</exception>
     public void Free(ReadOnlySpan<int> blocks)
     {
-        EnsureCanFree(blocks);
+        CheckBlocks(blocks);
         int peakBefore = PeakInUse;
-        foreach (int block in blocks)
+        int reachedZero = DecrementAll(blocks);
+        // Released in the order their counts reached 0, as the original pushes while it decrements.
+        foreach (int block in released.AsSpan(0, reachedZero))
         {
-            refCounts[block]--;
-            if (refCounts[block] == 0)
-            {
-                free.Release(block, blockToHash[block].HasValue);
-            }
+            free.Release(block, hasHash[block]);
         }
         AssertInvariants(peakBefore);
     }
@@ -195,25 +195,22 @@ public sealed partial class BlockAllocator
     public void AcquireMany(ReadOnlySpan<int> blocks)
     {
         CheckBlocks(blocks);
-        var pending = new Dictionary<int, int>();
-        foreach (int block in blocks)
-        {
-            if (refCounts[block] == 0)
-            {
-                throw new PagedKvException(Fault.AcquireOfFreeBlock, block,
-                    $"acquire: block {block} is free (ref_count=0)");
-            }
-            int times = pending.GetValueOrDefault(block) + 1;
-            pending[block] = times;
-            if (refCounts[block] + times > Limits.MaxRefCount)
-            {
-                throw new PagedKvException(Fault.RefCountOverflow, block,
-                    $"acquire: block {block} would pass ref_count {Limits.MaxRefCount}");
-            }
-        }
         int peakBefore = PeakInUse;
-        foreach (int block in blocks)
+        // Increment as we go; on the first offender, undo the increments made so far.
+        for (int i = 0; i < blocks.Length; i++)
         {
+            int block = blocks[i];
+            if (refCounts[block] == 0 || refCounts[block] == Limits.MaxRefCount)
+            {
+                var fault = refCounts[block] == 0
+                    ? new PagedKvException(Fault.AcquireOfFreeBlock, block, $"acquire: block {block} is free (ref_count=0)")
+                    : new PagedKvException(Fault.RefCountOverflow, block, $"acquire: block {block} would pass ref_count {Limits.MaxRefCount}");
+                foreach (int done in blocks[..i])
+                {
+                    refCounts[done]--;
+                }
+                throw fault;
+            }
             refCounts[block]++;
         }
         AssertInvariants(peakBefore);
@@ -225,9 +222,8 @@ public sealed partial class BlockAllocator
     /// block already has <see cref="Limits.MaxRefCount"/> references.</exception>
     public bool TryAcquireByHash(ulong hash, out int block)
     {
-        if (!hashToBlock.TryGetValue(hash, out block))
+        if (!hashToBlock.TryGet(hash, out block))
         {
-            block = -1;
             return false;
         }
         int peakBefore = PeakInUse;
@@ -253,7 +249,7 @@ public sealed partial class BlockAllocator
     /// <summary>Tag a live block's content with <paramref name="hash"/>. The block's previous
     /// hash, if any, is dropped; the same hash again changes nothing. If the hash belonged to
     /// another block, the last writer wins and that block loses its hash entirely (divergence
-    /// D2: the original leaves it a stale reverse entry).</summary>
+    /// D2: the original leaves it a stale reverse entry); if that block is free, the policy is told.</summary>
     /// <exception cref="PagedKvException"><see cref="Fault.BlockOutOfRange"/>;
     /// <see cref="Fault.RegisterOnFreeBlock"/> when the block's ref count is 0.</exception>
     public void RegisterBlockHash(int block, ulong hash)
@@ -266,7 +262,7 @@ public sealed partial class BlockAllocator
         }
         int peakBefore = PeakInUse;
         DropHash(block);
-        if (hashToBlock.TryGetValue(hash, out int previous))
+        if (hashToBlock.TryGet(hash, out int previous))
         {
             DropHash(previous);
             if (refCounts[previous] == 0)
@@ -274,14 +270,15 @@ public sealed partial class BlockAllocator
                 free.HashDropped(previous);
             }
         }
-        hashToBlock[hash] = block;
-        blockToHash[block] = hash;
+        hashToBlock.Add(hash, block);
+        blockHash[block] = hash;
+        hasHash[block] = true;
         AssertInvariants(peakBefore);
     }
 
     private int TakeForAllocation()
     {
-        int block = free.TakeForAllocation(hasHash);
+        int block = free.TakeForAllocation();
         Debug.Assert(refCounts[block] == 0, "the policy yielded a block with references");
         DropHash(block);
         refCounts[block] = 1;
@@ -290,12 +287,42 @@ public sealed partial class BlockAllocator
 
     private void DropHash(int block)
     {
-        if (blockToHash[block] is ulong hash)
+        if (hasHash[block])
         {
-            Debug.Assert(hashToBlock[hash] == block);
-            hashToBlock.Remove(hash);
-            blockToHash[block] = null;
+            hashToBlock.Remove(blockHash[block]);
+            hasHash[block] = false;
         }
+    }
+
+    /// <summary>Decrements each listed block's ref count in order, noting in <see cref="released"/>
+    /// the blocks that reach 0, in that order; returns how many did. On the first block that would
+    /// go below 0, restores the ones done and throws <see cref="Fault.FreeOfFreeBlock"/>.</summary>
+    private int DecrementAll(ReadOnlySpan<int> blocks)
+    {
+        if (released.Length < blocks.Length)
+        {
+            released = new int[Math.Max(blocks.Length, 2 * released.Length)];
+        }
+        int reachedZero = 0;
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            int block = blocks[i];
+            if (refCounts[block] == 0)
+            {
+                foreach (int done in blocks[..i])
+                {
+                    refCounts[done]++;
+                }
+                int times = blocks[..(i + 1)].Count(block);
+                throw new PagedKvException(Fault.FreeOfFreeBlock, block,
+                    $"free: block {block} has ref_count={refCounts[block]} and is freed {times} time(s) (double free)");
+            }
+            if (--refCounts[block] == 0)
+            {
+                released[reachedZero++] = block;
+            }
+        }
+        return reachedZero;
     }
 
     private void RaisePeak() => PeakInUse = Math.Max(PeakInUse, InUse);

@@ -3,15 +3,26 @@ using System.Collections.Generic;
 
 namespace PagedKv.Allocation;
 
+/// <summary>The free-order policies this library implements (the spec's <c>Allocator.Policy</c>).</summary>
+public enum Policy
+{
+    /// <summary>The original's stack, preferring unhashed blocks: <see cref="LifoPreferUnhashed"/>.</summary>
+    LifoPreferUnhashed,
+
+    /// <summary>vLLM v1's least-recently-used free queue: <see cref="Lru"/>.</summary>
+    Lru,
+}
+
 /// <summary>
 /// The seam for eviction policies: which free block <c>allocate</c> hands out, and in what
 /// order the free blocks are kept. <see cref="BlockAllocator"/> owns ref counts and hashes and
-/// tells the policy every change to the free set; the policy owns only the order.
+/// tells the policy every change to the free set and to a free block's hash state
+/// (<see cref="Release"/>'s flag, <see cref="HashDropped"/>), so a policy never asks.
 /// </summary>
 /// <remarks>
-/// <see cref="LifoPreferUnhashed"/> is the original's policy and the one the spec models.
-/// Another policy (LRU over soft-free blocks, an O(1) index of the same order) implements this
-/// interface; the notifications below are what an O(1) policy needs.
+/// Both policies here are O(1) or O(log₆₄ capacity) per call and allocate nothing after
+/// construction. Their order rules are stated once, in each class's remarks; the spec
+/// (<c>Allocator.FreeOrder</c>) states the same rules as pure functions.
 /// </remarks>
 public interface IFreeBlockPolicy
 {
@@ -27,22 +38,34 @@ public interface IFreeBlockPolicy
     void Release(int block, bool hasHash);
 
     /// <summary>Remove and return the block that <c>allocate</c> takes. Precondition: Count &gt; 0.</summary>
-    /// <param name="hasHash">Whether a block currently has a registered hash.</param>
-    int TakeForAllocation(Func<int, bool> hasHash);
+    int TakeForAllocation();
 
     /// <summary>Remove a specific free block (a hash hit resurrects it). Precondition: it is free.</summary>
     void Take(int block);
 
-    /// <summary>A free block has just lost its hash (another block took the hash over). With
-    /// <see cref="Release"/>'s flag this tells the policy every change of a free block's hash
-    /// state, so it can keep hashed and unhashed free blocks apart without asking.</summary>
+    /// <summary>A free block has just lost its hash (another block took the hash over).</summary>
     void HashDropped(int block);
 
-    /// <summary>An independent copy with the same order (used to plan an allocation without
-    /// taking anything).</summary>
-    IFreeBlockPolicy Clone();
+    /// <summary>Writes the blocks that <c>blocks.Length</c> successive <see cref="TakeForAllocation"/>
+    /// calls would return, in order, and changes nothing. Precondition: blocks.Length ≤ Count.</summary>
+    void Plan(Span<int> blocks);
 
-    /// <summary>The free blocks in the policy's order, bottom (taken last) → top (taken first
+    /// <summary>The free blocks in the policy's order, bottom (taken last) → top (taken next
     /// when no hash preference applies).</summary>
-    IReadOnlyList<int> Order { get; }
+    IEnumerable<int> Order { get; }
+
+    /// <summary>Null when the policy's own index agrees with its order and with
+    /// <paramref name="hasHash"/> for every free block; else what disagrees (invariant
+    /// <see cref="AllocatorInvariants.FreeOrderIndex"/>). O(capacity).</summary>
+    string? Inconsistency(Func<int, bool> hasHash);
+}
+
+/// <summary>Creates a policy by its <see cref="Policy"/> name.</summary>
+public static class Policies
+{
+    public static IFreeBlockPolicy Create(Policy policy) => policy switch
+    {
+        Policy.Lru => new Lru(),
+        _ => new LifoPreferUnhashed(),
+    };
 }

@@ -5,7 +5,8 @@ using System.Diagnostics;
 namespace PagedKv.Allocation;
 
 /// <summary>
-/// The original's free list: a stack (a <c>Vec</c> whose end is the top).
+/// The original's free list: a stack (a <c>Vec</c> whose end is the top), with the original's
+/// results block for block, at O(log₆₄ capacity) per operation instead of its O(free count).
 /// </summary>
 /// <remarks>
 /// Ordering rules, stated here once:
@@ -16,69 +17,132 @@ namespace PagedKv.Allocation;
 /// free block has one, the top entry. Take removes a given block. Both remove by
 /// swap-remove: the top entry moves into the vacated slot.</item>
 /// </list>
-/// Cost: TakeForAllocation and Take are O(free count), as in the original.
+/// Index: <c>slotOf</c> maps a block to its stack slot (a hash hit finds its block at once), and
+/// <c>unhashed</c> marks the slots whose block has no hash, so "the entry nearest the top with
+/// no hash" is <see cref="SlotBitmap.Highest"/>. Every push, swap-remove and hash change updates both.
 /// </remarks>
 public sealed class LifoPreferUnhashed : IFreeBlockPolicy
 {
-    private readonly List<int> stack = new();
+    private int[] stack = [];
+    private int[] slotOf = [];
+    private SlotBitmap unhashed = new(0);
+    private int[] undo = [];
 
-    public int Count => stack.Count;
+    public int Count { get; private set; }
 
-    public IReadOnlyList<int> Order => stack;
+    public IEnumerable<int> Order => new ArraySegment<int>(stack, 0, Count);
 
     public void Reset(int capacity)
     {
         Debug.Assert(capacity >= 0);
-        stack.Clear();
-        for (int block = capacity - 1; block >= 0; block--)
+        stack = new int[capacity];
+        slotOf = new int[capacity];
+        unhashed = new SlotBitmap(capacity);
+        undo = [];
+        Count = capacity;
+        for (int slot = 0; slot < capacity; slot++)
         {
-            stack.Add(block);
+            int block = capacity - 1 - slot;
+            stack[slot] = block;
+            slotOf[block] = slot;
+            unhashed.Add(slot);
         }
     }
 
-    /// <summary>Pushes on top; the stack's order does not depend on <paramref name="hasHash"/>.</summary>
-    public void Release(int block, bool hasHash) => stack.Add(block);
-
-    public int TakeForAllocation(Func<int, bool> hasHash)
+    /// <summary>Pushes on top.</summary>
+    public void Release(int block, bool hasHash)
     {
-        Debug.Assert(stack.Count > 0, "TakeForAllocation on an empty free list");
-        int position = stack.Count - 1;
-        for (int i = stack.Count - 1; i >= 0; i--)
-        {
-            if (!hasHash(stack[i]))
-            {
-                position = i;
-                break;
-            }
-        }
-        return SwapRemove(position);
+        int slot = Count++;
+        stack[slot] = block;
+        slotOf[block] = slot;
+        unhashed.Set(slot, !hasHash);
+    }
+
+    public int TakeForAllocation()
+    {
+        Debug.Assert(Count > 0, "TakeForAllocation on an empty free list");
+        int slot = unhashed.Highest();
+        return RemoveAt(slot < 0 ? Count - 1 : slot);
     }
 
     public void Take(int block)
     {
-        int position = stack.LastIndexOf(block);
-        Debug.Assert(position >= 0, "Take of a block that is not free");
-        SwapRemove(position);
+        Debug.Assert(slotOf[block] < Count && stack[slotOf[block]] == block, "Take of a block that is not free");
+        RemoveAt(slotOf[block]);
     }
 
-    public IFreeBlockPolicy Clone()
+    public void HashDropped(int block) => unhashed.Add(slotOf[block]);
+
+    /// <summary>Takes the blocks, then puts them back in reverse order exactly where they were
+    /// (each swap-remove undone), so the stack and its index are as before.</summary>
+    public void Plan(Span<int> blocks)
     {
-        var copy = new LifoPreferUnhashed();
-        copy.stack.AddRange(stack);
-        return copy;
+        Debug.Assert(blocks.Length <= Count);
+        if (undo.Length < blocks.Length)
+        {
+            undo = new int[Math.Max(blocks.Length, 2 * undo.Length)];
+        }
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            int slot = unhashed.Highest();
+            // Slot and whether its block was unhashed (it was, unless no unhashed block was left).
+            undo[i] = slot < 0 ? 2 * (Count - 1) : 2 * slot + 1;
+            blocks[i] = RemoveAt(undo[i] >> 1);
+        }
+        for (int i = blocks.Length - 1; i >= 0; i--)
+        {
+            PutBack(blocks[i], undo[i] >> 1, (undo[i] & 1) == 1);
+        }
     }
 
-    public void HashDropped(int block)
+    public string? Inconsistency(Func<int, bool> hasHash)
     {
-        // The stack's order does not depend on hashes; TakeForAllocation asks at take time.
+        if (unhashed.Inconsistency() is string bitmap)
+        {
+            return bitmap;
+        }
+        for (int slot = 0; slot < stack.Length; slot++)
+        {
+            bool used = slot < Count;
+            if (used && slotOf[stack[slot]] != slot)
+            {
+                return $"stack slot {slot} holds block {stack[slot]}, whose index says slot {slotOf[stack[slot]]}";
+            }
+            bool marked = unhashed.Contains(slot);
+            if (marked != (used && !hasHash(stack[slot])))
+            {
+                return $"stack slot {slot} is marked {(marked ? "unhashed" : "hashed or unused")} but holds {(used ? $"block {stack[slot]}, hashed={hasHash(stack[slot])}" : "nothing")}";
+            }
+        }
+        return null;
     }
 
-    private int SwapRemove(int position)
+    /// <summary>Swap-remove: the top entry moves into <paramref name="slot"/>.</summary>
+    private int RemoveAt(int slot)
     {
-        int block = stack[position];
-        int top = stack.Count - 1;
-        stack[position] = stack[top];
-        stack.RemoveAt(top);
+        int block = stack[slot];
+        int top = --Count;
+        int moved = stack[top];
+        stack[slot] = moved;
+        slotOf[moved] = slot;
+        unhashed.Set(slot, unhashed.Contains(top));
+        unhashed.Remove(top);
         return block;
+    }
+
+    /// <summary>Undoes <see cref="RemoveAt"/>(<paramref name="slot"/>), which returned
+    /// <paramref name="block"/>: the entry that moved into the slot goes back on top. That entry
+    /// is hashed (a plan takes the highest unhashed slot, so everything above it is hashed) or is
+    /// the block itself, so the top slot's bit stays clear.</summary>
+    private void PutBack(int block, int slot, bool blockUnhashed)
+    {
+        int top = Count++;
+        int moved = stack[slot];
+        Debug.Assert(slot == top || !unhashed.Contains(slot), "an unhashed entry above a plan's choice");
+        stack[top] = moved;
+        slotOf[moved] = top;
+        stack[slot] = block;
+        slotOf[block] = slot;
+        unhashed.Set(slot, blockUnhashed);
     }
 }
