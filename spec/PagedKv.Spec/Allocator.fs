@@ -1,11 +1,12 @@
 /// The block allocator, as a pure model. Read this first when porting.
 ///
-/// State: capacity; the free list (bottom → top: the last entry is the block allocate takes when
-/// no preference applies); a ref count per block (0 = free); the hash table hash → block
-/// (block → hash is its inverse); peak = most blocks ever in use; the free-order policy.
+/// State: capacity; the free list, held top first (its head is the block allocate takes when no
+/// preference applies; `snapshot` and the protocol show it bottom → top); a ref count per block
+/// (0 = free); the hash table hash → block (block → hash is its inverse); peak = most blocks ever
+/// in use; the free-order policy.
 ///
-/// - create policy c: every block free, ref 0, no hashes; free list c−1 … 0, so allocations on a
-///   fresh allocator yield 0, 1, 2, … under either policy.
+/// - create policy c: every block free, ref 0, no hashes; free list 0, 1, …, c−1 from the top, so
+///   allocations on a fresh allocator yield 0, 1, 2, … under either policy.
 /// - allocate: the policy chooses a free entry (FreeOrder.choose) and removes it
 ///   (FreeOrder.remove); its stale hash is dropped (its content is about to be overwritten);
 ///   ref = 1; peak = max(peak, in use). Exhausted when nothing is free.
@@ -38,31 +39,33 @@ type Policy =
 type State =
     { Policy: Policy
       Capacity: int
+      /// Top first: the head is taken next when no preference applies.
       FreeList: Block list
       RefCounts: Map<Block, int>
       HashToBlock: Map<Hash, Block>
       PeakInUse: int }
 
-/// Each policy's free order, in a few pure lines. The free list runs bottom → top; for Lru that
-/// is tail → head of the queue, so for both the last entry is the block taken next.
+/// Each policy's free order, in a few pure lines, on the free list held top first (index 0 =
+/// top; for Lru the top is the head of the queue and the last entry its tail).
 module FreeOrder =
-    /// Remove the entry at index i (0 = bottom) by swap-remove: the top entry moves into slot i.
+    /// Remove the entry at index i (0 = top) by swap-remove: the top entry moves into slot i.
     let private swapRemove i (stack: Block list) =
-        let top = stack.Length - 1
-        if i = top then List.take top stack else stack |> List.take top |> List.updateAt i (List.last stack)
+        match stack with
+        | top :: below when i > 0 -> List.updateAt (i - 1) top below
+        | _ -> List.tail stack
 
     /// Where a block whose ref count just reached 0 goes.
     let release policy (hasHash: bool) (b: Block) (free: Block list) =
         match policy with
-        | LifoPreferUnhashed -> free @ [ b ] // on top
-        | Lru when hasHash -> b :: free // the tail: reused last
-        | Lru -> free @ [ b ] // the head: reused first
+        | LifoPreferUnhashed -> b :: free // on top
+        | Lru when hasHash -> free @ [ b ] // the tail: reused last
+        | Lru -> b :: free // the head: reused first
 
     /// The index of the entry allocate takes. Precondition: free is not empty.
     let choose policy (hashed: Block -> bool) (free: Block list) =
         match policy with
-        | LifoPreferUnhashed -> List.tryFindIndexBack (hashed >> not) free |> Option.defaultValue (free.Length - 1)
-        | Lru -> free.Length - 1 // the head
+        | LifoPreferUnhashed -> List.tryFindIndex (hashed >> not) free |> Option.defaultValue 0 // nearest the top with no hash, else the top
+        | Lru -> 0 // the head
 
     /// Remove the entry at index i (allocate's choice, or a hash hit's block).
     let remove policy (i: int) (free: Block list) =
@@ -74,7 +77,7 @@ module FreeOrder =
     let hashDropped policy (b: Block) (free: Block list) =
         match policy with
         | LifoPreferUnhashed -> free // the stack does not move; choose asks at take time
-        | Lru -> (List.filter ((<>) b) free) @ [ b ] // to the head, as an unhashed release
+        | Lru -> b :: List.filter ((<>) b) free // to the head, as an unhashed release
 
 let refCount (s: State) (b: Block) = Map.tryFind b s.RefCounts |> Option.defaultValue 0
 let freeCount (s: State) = s.FreeList.Length
@@ -94,17 +97,22 @@ let private dropHash b s =
 
 let private outOfRange s b = b < 0 || b >= s.Capacity
 
-/// Each block of a batch paired with how often it has occurred so far (1 the first time).
-let private occurrences (blocks: Block list) =
+/// The block of a batch that first asks too much: a block may occur `allowed b` times; of the
+/// blocks that occur more often, the one whose first excess occurrence comes earliest in the batch.
+let private firstOffender (allowed: Block -> int) (blocks: Block list) : Block option =
     blocks
-    |> List.mapFold (fun seen b -> let k = 1 + (Map.tryFind b seen |> Option.defaultValue 0) in (b, k), Map.add b k seen) Map.empty
-    |> fst
+    |> List.countBy id
+    |> List.filter (fun (b, n) -> n > allowed b)
+    |> List.map (fun (b, _) -> b, blocks |> List.indexed |> List.filter (snd >> (=) b) |> List.item (allowed b) |> fst)
+    |> List.sortBy snd
+    |> List.tryHead
+    |> Option.map fst
 
 let create (policy: Policy) (capacity: int) : Result<State, Fault> =
     if capacity < 0 || capacity > Limits.maxCapacity then
         Error(CapacityOutOfRange capacity)
     else
-        Ok { Policy = policy; Capacity = capacity; FreeList = List.rev [ 0 .. capacity - 1 ]; RefCounts = Map.empty; HashToBlock = Map.empty; PeakInUse = 0 }
+        Ok { Policy = policy; Capacity = capacity; FreeList = [ 0 .. capacity - 1 ]; RefCounts = Map.empty; HashToBlock = Map.empty; PeakInUse = 0 }
 
 /// Take the free entry at index i for a new owner: off the free list, stale hash dropped, ref 1.
 let private takeAt i s =
@@ -137,7 +145,7 @@ let allocateChosen (blocks: Block list) (s: State) : Result<State, string> =
     | Some b -> Error(sprintf "block %d is not a free block" b)
     | None when List.distinct blocks <> blocks -> Error "a block is handed out twice in one allocation"
     | None ->
-        let takeBlock st b = snd (takeAt (List.findIndexBack ((=) b) st.FreeList) st)
+        let takeBlock st b = snd (takeAt (List.findIndex ((=) b) st.FreeList) st)
         Ok(raisePeak (List.fold takeBlock s blocks))
 
 let free (blocks: Block list) (s: State) : Outcome<unit> * State =
@@ -148,21 +156,21 @@ let free (blocks: Block list) (s: State) : Outcome<unit> * State =
     match List.tryFind (outOfRange s) blocks with
     | Some b -> Error(Fault(BlockOutOfRange b)), s
     | None ->
-        match occurrences blocks |> List.tryFind (fun (b, k) -> k > refCount s b) with
-        | Some(b, _) -> Error(Fault(FreeOfFreeBlock b)), s
+        // A block may be freed as often as it has references.
+        match firstOffender (refCount s) blocks with
+        | Some b -> Error(Fault(FreeOfFreeBlock b)), s
         | None -> Ok(), List.fold release s blocks
 
 let acquireMany (blocks: Block list) (s: State) : Outcome<unit> * State =
-    let fault (b, k) =
-        if refCount s b = 0 then Some(AcquireOfFreeBlock b)
-        elif refCount s b + k > Limits.maxRefCount then Some(RefCountOverflow b)
-        else None
+    // A free block may not be acquired at all; a live one up to the largest ref count.
+    let allowed b = if refCount s b = 0 then 0 else Limits.maxRefCount - refCount s b
     match List.tryFind (outOfRange s) blocks with
     | Some b -> Error(Fault(BlockOutOfRange b)), s
     | None ->
-        match occurrences blocks |> List.tryPick fault with
-        | Some f -> Error(Fault f), s
-        | None -> Ok(), List.fold (fun st b -> withRef b (refCount st b + 1) st) s blocks
+        match firstOffender allowed blocks with
+        | Some b when refCount s b = 0 -> Error(Fault(AcquireOfFreeBlock b)), s
+        | Some b -> Error(Fault(RefCountOverflow b)), s
+        | None -> Ok(), blocks |> List.countBy id |> List.fold (fun st (b, k) -> withRef b (refCount st b + k) st) s
 
 let acquire (b: Block) (s: State) = acquireMany [ b ] s
 
@@ -170,7 +178,7 @@ let tryAcquireByHash (h: Hash) (s: State) : Outcome<Block option> * State =
     match Map.tryFind h s.HashToBlock with
     | None -> Ok None, s
     | Some b when refCount s b = 0 ->
-        let i = List.findIndexBack ((=) b) s.FreeList
+        let i = List.findIndex ((=) b) s.FreeList
         Ok(Some b), raisePeak (withRef b 1 { s with FreeList = FreeOrder.remove s.Policy i s.FreeList })
     | Some b when refCount s b = Limits.maxRefCount -> Error(Fault(RefCountOverflow b)), s
     | Some b -> Ok(Some b), withRef b (refCount s b + 1) s
@@ -192,6 +200,7 @@ let refCountOf (b: Block) (s: State) : Outcome<int> =
 /// Full observable state, the form both sides are compared in.
 type Snapshot =
     { Capacity: int
+      /// Bottom → top (as the protocol's `state` shows it).
       FreeList: Block list
       RefCounts: int list
       HashTable: (Hash * Block) list
@@ -199,17 +208,18 @@ type Snapshot =
 
 let snapshot (s: State) : Snapshot =
     { Capacity = s.Capacity
-      FreeList = s.FreeList
+      FreeList = List.rev s.FreeList
       RefCounts = List.init s.Capacity (refCount s)
       HashTable = Map.toList s.HashToBlock
       PeakInUse = s.PeakInUse }
 
 /// The invariants (names as in src/PagedKv/Allocation/BlockAllocator.Invariants.cs) that fail on s.
+/// (RefCounts holds exactly the blocks with references: withRef removes a block at 0.)
 let violations (s: State) : string list =
-    let held = s.FreeList @ (Map.values s.HashToBlock |> List.ofSeq) @ (Map.keys s.RefCounts |> List.ofSeq)
-    let refZero = [ 0 .. s.Capacity - 1 ] |> List.filter (fun b -> refCount s b = 0)
-    [ if held |> List.exists (outOfRange s) then "ids-in-range"
-      if List.distinct s.FreeList <> s.FreeList || List.sort s.FreeList <> refZero then "free-list-is-ref-zero"
-      if freeCount s + (s.RefCounts |> Map.filter (fun _ r -> r > 0) |> Map.count) <> s.Capacity then "free-plus-live"
+    let outside = outOfRange s
+    [ if List.exists outside s.FreeList || Map.exists (fun _ b -> outside b) s.HashToBlock || Map.exists (fun b _ -> outside b) s.RefCounts then
+          "ids-in-range"
+      if (List.distinct s.FreeList).Length <> s.FreeList.Length || List.exists s.RefCounts.ContainsKey s.FreeList then "free-list-is-ref-zero"
+      if s.FreeList.Length + s.RefCounts.Count <> s.Capacity || Map.exists (fun _ r -> r <= 0) s.RefCounts then "free-plus-live"
       if (Map.values s.HashToBlock |> Seq.distinct |> Seq.length) <> s.HashToBlock.Count then "hash-bijection"
       if s.PeakInUse < inUse s || s.PeakInUse > s.Capacity then "peak-bounds" ]

@@ -27,13 +27,20 @@ type RunResult =
       Events: Map<string, int>
       Failure: Failure option }
 
-let private caseName (x: obj) = (sprintf "%A" x).Split(' ')[0]
+/// The union case name of a value of union type 'T (an op, a fault), without reflection per call.
+let private caseNamer<'T> () =
+    let names = Microsoft.FSharp.Reflection.FSharpType.GetUnionCases(typeof<'T>) |> Array.map (fun c -> c.Name)
+    let tag = Microsoft.FSharp.Reflection.FSharpValue.PreComputeUnionTagReader(typeof<'T>)
+    fun (x: 'T) -> names[tag (box x)]
+
+let private opName = caseNamer<Op> ()
+let private faultName = caseNamer<Fault> ()
 
 /// The kind of event an op was, judged on the spec's state before it.
 let classify (w: Model.World) (op: Op) (outcome: Outcome<Reply>) =
     let s = w.Alloc
     match outcome, op with
-    | Error(Fault f), _ -> "fault:" + caseName f
+    | Error(Fault f), _ -> "fault:" + faultName f
     | Error Exhausted, _ -> "exhausted"
     | Error(ExceedsMaxBlocks _), _ -> "exceeds-max-blocks"
     | Ok(Hit None), _ -> "hash-miss"
@@ -49,7 +56,7 @@ let classify (w: Model.World) (op: Op) (outcome: Outcome<Reply>) =
     | Ok _, AcquireMany bs when bs.Length >= Limits.maxRefCount - 1 -> "acquire-bulk"
     | Ok _, SeqEnsureCapacity(q, t) when (w.Seqs[q].Blocks.Length * w.Seqs[q].BlockSize) < t -> "seq-grow"
     | Ok _, SeqRelease q when not w.Seqs[q].Blocks.IsEmpty -> "seq-release-blocks"
-    | Ok _, _ -> caseName op
+    | Ok _, _ -> opName op
 
 let private describe (o: Outcome<Reply>) = Op.outcomeJson o
 
@@ -59,13 +66,16 @@ let run (makeSut: MakeSut) (h: History) : RunResult =
     | Error f -> failwithf "history capacity %d is invalid: %A" h.Capacity f
     | Ok alloc0 ->
         let sut = makeSut h.Policy h.Capacity
-        let protocol = List<string>([ Op.toJson (New(h.Capacity, h.Policy)) ])
+        // The concrete ops so far (and the device copy made to fail), rendered only for a report.
+        let ran = List<Op * int option>([ New(h.Capacity, h.Policy), None ])
+        let protocol () =
+            [ for op, faultAt in ran -> Op.toJson op + (match faultAt with Some k -> sprintf "   // device copy %d of this op fails" k | None -> "") ]
         let events = Dictionary<string, int>()
         let count event = events[event] <- events.GetValueOrDefault(event) + 1
         let mutable model = Model.world alloc0
         let mutable invalid = 0
         let mutable failure = None
-        let fail step reason = failure <- Some { Step = step; Reason = reason; Protocol = List.ofSeq protocol }
+        let fail step reason = failure <- Some { Step = step; Reason = reason; Protocol = protocol () }
         let checkState step (before: Model.Snapshot option) =
             let actual = sut.Snapshot()
             let expected = Model.snapshot model
@@ -86,7 +96,7 @@ let run (makeSut: MakeSut) (h: History) : RunResult =
             step <- step + 1
             let op, faultAt = History.resolveWithFault model rest.Head
             rest <- rest.Tail
-            protocol.Add(Op.toJson op + (match faultAt with Some k -> sprintf "   // device copy %d of this op fails" k | None -> ""))
+            ran.Add((op, faultAt))
             let expected, model' = Model.step op model
             let before = match expected, faultAt with | Ok _, None -> None | _ -> Some(sut.Snapshot())
             faultAt |> Option.iter sut.ArmFault

@@ -12,7 +12,7 @@ open PagedKv.Spec
 type Pick =
     /// The i-th live block (ascending, modulo their number); a raw id when none is live.
     | Live of int
-    /// The i-th free block (ascending, modulo their number); a raw id when none is free.
+    /// The i-th free block (in free-list order, modulo their number); a raw id when none is free.
     | Freed of int
     /// This id as it is: possibly out of range.
     | Raw of int
@@ -30,6 +30,9 @@ type AOp =
     | GTryAcquire of hash: int
     | GRefCount of Pick
     | GQuery of int
+    /// block_hash with the i-th pool hash as parent.
+    | GBlockHash of parent: int * tokens: uint32 list
+    | GBlockHashChain of tokens: uint32 list * blockSize: int
     | GSeqNew of q: int * blockSize: int * maxBlocks: int
     /// Target length in tokens, as is.
     | GSeqEnsure of q: int * target: int
@@ -57,10 +60,11 @@ module History =
 
     let resolvePick (w: Model.World) (p: Pick) =
         let s = w.Alloc
-        let live () = [ for b in 0 .. s.Capacity - 1 do if Allocator.refCount s b > 0 then b ]
+        // Live blocks ascending: the ref-count map holds exactly the blocks with references.
+        let live () = s.RefCounts |> Map.keys |> List.ofSeq
         match p with
         | Live i -> nth (live ()) i i
-        | Freed i -> nth (List.sort s.FreeList) i i
+        | Freed i -> nth s.FreeList i i
         | Raw i -> i
         | SeqBlock(q, i) ->
             match Map.tryFind q w.Seqs with
@@ -90,6 +94,8 @@ module History =
         | GQuery 1 -> Capacity
         | GQuery 2 -> PeakInUse
         | GQuery _ -> HashTableSize
+        | GBlockHash(p, ts) -> BlockHash(hashAt p, ts)
+        | GBlockHashChain(ts, bs) -> BlockHashChain(ts, bs)
         | GSeqNew(q, bs, mb) -> SeqNew(q, bs, mb)
         | GSeqEnsure(q, t) -> SeqEnsureCapacity(q, t)
         | GSeqSetLen(q, pct) ->
@@ -113,13 +119,18 @@ module History =
               22, Gen.choose (17, 64)
               3, Gen.choose (65, 4096) ]
 
+    /// Token lists for the hashing ops: 0–24 tokens, small ids or any u32.
+    let genTokens: Gen<uint32 list> =
+        Gen.choose (0, 24)
+        |> Gen.bind (fun n -> Gen.listOfLength n (Gen.frequency [ 3, Gen.choose (0, 50) |> Gen.map uint32; 1, Gen.choose64 (0L, int64 UInt32.MaxValue) |> Gen.map uint32 ]))
+
     let genOp (capacity: int) : Gen<AOp> =
         let pick = genPick capacity
         let hash = Gen.choose (0, hashPool.Length - 1)
         let bulk =
             Gen.frequency
-                [ 97, Gen.choose (1, 3)
-                  3, Gen.elements [ Limits.maxRefCount - 1; Limits.maxRefCount; Limits.maxRefCount + 1 ] ]
+                [ 99, Gen.choose (1, 3)
+                  1, Gen.elements [ Limits.maxRefCount - 1; Limits.maxRefCount; Limits.maxRefCount + 1 ] ]
         Gen.frequency
             [ 18, Gen.constant GAllocate
               7, Gen.frequency [ 85, Gen.choose (0, 4); 10, Gen.choose (0, capacity + 2); 5, Gen.choose (-3, -1) ] |> Gen.map GAllocateN
@@ -130,6 +141,8 @@ module History =
               14, hash |> Gen.map GTryAcquire
               4, pick |> Gen.map GRefCount
               4, Gen.choose (0, 3) |> Gen.map GQuery
+              2, Gen.zip hash genTokens |> Gen.map GBlockHash
+              2, Gen.zip genTokens (Gen.frequency [ 90, Gen.choose (1, 8); 10, Gen.elements [ 0; -1; Limits.maxBlockSize; Limits.maxBlockSize + 1 ] ]) |> Gen.map GBlockHashChain
               1, Gen.frequency [ 3, genCapacity; 1, Gen.elements [ -1; Limits.maxCapacity + 1; Int32.MinValue ] ] |> Gen.map GNew ]
 
     /// Sequence ids: mostly 0–3 (so sequences are reused), sometimes out of range.
@@ -223,6 +236,8 @@ module History =
         | GSeqSetLen(q, p) -> shrinkInt p |> Seq.map (fun p' -> GSeqSetLen(q, p'))
         | GSeqAdvance(q, k) -> shrinkInt k |> Seq.map (fun k' -> GSeqAdvance(q, k'))
         | GFaulty(inner, k) -> Seq.append (Seq.singleton inner) (shrinkOp inner |> Seq.map (fun i -> GFaulty(i, k)))
+        | GBlockHash(p, ts) -> Seq.append (removals ts |> Seq.map (fun ts' -> GBlockHash(p, ts'))) (shrinkInt p |> Seq.map (fun p' -> GBlockHash(p', ts)))
+        | GBlockHashChain(ts, bs) -> Seq.append (removals ts |> Seq.map (fun ts' -> GBlockHashChain(ts', bs))) (shrinkInt bs |> Seq.map (fun bs' -> GBlockHashChain(ts, bs')))
         | GAllocate | GQuery _ | GSeqSync _ | GSeqRelease _ -> Seq.empty
 
     /// How many blocks an allocation op takes, if it is one.

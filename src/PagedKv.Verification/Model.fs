@@ -44,6 +44,11 @@ let step (op: Op) (w: World) : Outcome<Reply> * World =
     | Capacity -> Ok(Count w.Alloc.Capacity), w
     | PeakInUse -> Ok(Count w.Alloc.PeakInUse), w
     | HashTableSize -> Ok(Count w.Alloc.HashToBlock.Count), w
+    | BlockHash(parent, tokens) -> Ok(Hash(SipHash.blockHash parent tokens)), w
+    | BlockHashChain(tokens, blockSize) ->
+        match SipHash.blockHashChain tokens blockSize with
+        | Ok hashes -> Ok(Hashes hashes), w
+        | Error f -> Error(Fault f), w
     | SeqNew(q, bs, mb) ->
         if q < 0 || q > Limits.maxSequenceId then Error(Fault(UnknownSequence q)), w
         else

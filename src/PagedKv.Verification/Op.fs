@@ -1,8 +1,9 @@
-/// Concrete allocator operations and their replies: the vocabulary shared by the spec runner,
-/// the implementation adapter and the replay protocol (docs/protocol.md).
+/// Concrete operations and their replies: the vocabulary shared by the spec runner, the
+/// implementation adapter, the port checker and the replay protocol (docs/protocol.md).
 namespace PagedKv.Verification
 
 open System
+open System.Text
 open PagedKv.Spec
 
 type Op =
@@ -19,6 +20,8 @@ type Op =
     | Capacity
     | PeakInUse
     | HashTableSize
+    | BlockHash of parent: uint64 * tokens: uint32 list
+    | BlockHashChain of tokens: uint32 list * blockSize: int
     | SeqNew of seq: int * blockSize: int * maxBlocks: int
     | SeqEnsureCapacity of seq: int * targetLen: int
     | SeqSetLen of seq: int * len: int
@@ -32,33 +35,59 @@ type Reply =
     | Blocks of int list
     | Hit of int option
     | Count of int
+    | Hash of uint64
+    | Hashes of uint64 list
 
 module Op =
-    let private ints (xs: int list) = "[" + String.Join(",", xs) + "]"
+    let private append (sb: StringBuilder) (s: string) = sb.Append s |> ignore
+
+    let private ints (sb: StringBuilder) (xs: int list) =
+        append sb "["
+        xs |> List.iteri (fun i x -> (if i > 0 then append sb ","); sb.Append x |> ignore)
+        append sb "]"
+
+    let private uints (sb: StringBuilder) (xs: uint32 list) =
+        append sb "["
+        xs |> List.iteri (fun i x -> (if i > 0 then append sb ","); sb.Append x |> ignore)
+        append sb "]"
+
+    let private hashes (sb: StringBuilder) (xs: uint64 list) =
+        append sb "["
+        xs |> List.iteri (fun i x -> (if i > 0 then append sb ","); sb.Append('"').Append(x).Append('"') |> ignore)
+        append sb "]"
 
     /// One request line of the replay protocol.
     let toJson (op: Op) =
+        let sb = StringBuilder(48)
+        let field (name: string) (value: int) = sb.Append(",\"").Append(name).Append("\":").Append(value) |> ignore
+        let opName (name: string) = sb.Append("{\"op\":\"").Append(name).Append('"') |> ignore
         match op with
-        | New(c, Allocator.LifoPreferUnhashed) -> sprintf """{"op":"new","capacity":%d}""" c
-        | New(c, Allocator.Lru) -> sprintf """{"op":"new","capacity":%d,"policy":"lru"}""" c
-        | Allocate -> """{"op":"allocate"}"""
-        | AllocateN n -> sprintf """{"op":"allocate_n","n":%d}""" n
-        | Free bs -> sprintf """{"op":"free","blocks":%s}""" (ints bs)
-        | Acquire b -> sprintf """{"op":"acquire","block":%d}""" b
-        | AcquireMany bs -> sprintf """{"op":"acquire_many","blocks":%s}""" (ints bs)
-        | RegisterBlockHash(b, h) -> sprintf """{"op":"register_block_hash","block":%d,"hash":"%d"}""" b h
-        | TryAcquireByHash h -> sprintf """{"op":"try_acquire_by_hash","hash":"%d"}""" h
-        | RefCount b -> sprintf """{"op":"ref_count","block":%d}""" b
-        | FreeCount -> """{"op":"free_count"}"""
-        | Capacity -> """{"op":"capacity"}"""
-        | PeakInUse -> """{"op":"peak_in_use"}"""
-        | HashTableSize -> """{"op":"hash_table_size"}"""
-        | SeqNew(q, bs, mb) -> sprintf """{"op":"seq_new","seq":%d,"block_size":%d,"max_blocks":%d}""" q bs mb
-        | SeqEnsureCapacity(q, t) -> sprintf """{"op":"seq_ensure_capacity","seq":%d,"target_len":%d}""" q t
-        | SeqSetLen(q, l) -> sprintf """{"op":"seq_set_len","seq":%d,"len":%d}""" q l
-        | SeqAdvanceLen(q, k) -> sprintf """{"op":"seq_advance_len","seq":%d,"tokens":%d}""" q k
-        | SeqSync q -> sprintf """{"op":"seq_sync","seq":%d}""" q
-        | SeqRelease q -> sprintf """{"op":"seq_release","seq":%d}""" q
+        | New(c, policy) ->
+            opName "new"
+            field "capacity" c
+            if policy = Allocator.Lru then append sb ",\"policy\":\"lru\""
+        | Allocate -> opName "allocate"
+        | AllocateN n -> opName "allocate_n"; field "n" n
+        | Free bs -> opName "free"; append sb ",\"blocks\":"; ints sb bs
+        | Acquire b -> opName "acquire"; field "block" b
+        | AcquireMany bs -> opName "acquire_many"; append sb ",\"blocks\":"; ints sb bs
+        | RegisterBlockHash(b, h) -> opName "register_block_hash"; field "block" b; sb.Append(",\"hash\":\"").Append(h).Append('"') |> ignore
+        | TryAcquireByHash h -> opName "try_acquire_by_hash"; sb.Append(",\"hash\":\"").Append(h).Append('"') |> ignore
+        | RefCount b -> opName "ref_count"; field "block" b
+        | FreeCount -> opName "free_count"
+        | Capacity -> opName "capacity"
+        | PeakInUse -> opName "peak_in_use"
+        | HashTableSize -> opName "hash_table_size"
+        | BlockHash(p, ts) -> opName "block_hash"; sb.Append(",\"parent\":\"").Append(p).Append("\",\"tokens\":") |> ignore; uints sb ts
+        | BlockHashChain(ts, bs) -> opName "block_hash_chain"; append sb ",\"tokens\":"; uints sb ts; field "block_size" bs
+        | SeqNew(q, bs, mb) -> opName "seq_new"; field "seq" q; field "block_size" bs; field "max_blocks" mb
+        | SeqEnsureCapacity(q, t) -> opName "seq_ensure_capacity"; field "seq" q; field "target_len" t
+        | SeqSetLen(q, l) -> opName "seq_set_len"; field "seq" q; field "len" l
+        | SeqAdvanceLen(q, k) -> opName "seq_advance_len"; field "seq" q; field "tokens" k
+        | SeqSync q -> opName "seq_sync"; field "seq" q
+        | SeqRelease q -> opName "seq_release"; field "seq" q
+        append sb "}"
+        sb.ToString()
 
     /// Whether the op needs a device (sequence ops).
     let needsDevice (op: Op) =
@@ -78,16 +107,20 @@ module Op =
 
     /// The `ok` value of a reply as protocol JSON.
     let replyJson (r: Reply) =
+        let sb = StringBuilder()
         match r with
         | Done
-        | Hit None -> "null"
+        | Hit None -> append sb "null"
         | Block b
         | Hit(Some b)
-        | Count b -> string b
-        | Blocks bs -> ints bs
+        | Count b -> sb.Append b |> ignore
+        | Blocks bs -> ints sb bs
+        | Hash h -> sb.Append('"').Append(h).Append('"') |> ignore
+        | Hashes hs -> hashes sb hs
+        sb.ToString()
 
     /// One response line (the message text is free-form; this one names the fault).
     let outcomeJson (o: Outcome<Reply>) =
         match o with
-        | Ok r -> sprintf """{"ok":%s}""" (replyJson r)
-        | Error e -> sprintf """{"err":"%s","msg":"%A"}""" (errorKind e) e
+        | Ok r -> "{\"ok\":" + replyJson r + "}"
+        | Error e -> sprintf """{"err":"%s","msg":"%s"}""" (errorKind e) ((sprintf "%A" e).Replace("\"", "'"))

@@ -9,6 +9,7 @@ open ILGPU.Runtime
 open PagedKv
 open PagedKv.Allocation
 open PagedKv.Sequences
+open PagedKv.Protocol
 open PagedKv.Spec
 
 type ISut =
@@ -23,23 +24,6 @@ type ISut =
 
 /// A fresh system under test for a history's policy and capacity.
 type MakeSut = Allocator.Policy -> int -> ISut
-
-/// Device copies that fail on request: the k-th copy after Arm(k) throws before copying.
-type FaultInjector() =
-    let mutable countdown = -1
-    member val Injected = 0 with get, set
-    member _.Arm(k: int) = countdown <- k
-    member _.Disarm() = countdown <- -1
-
-    interface IDeviceCopies with
-        member this.CopyToDevice(source: ReadOnlySpan<uint>, target: ArrayView<uint>) =
-            if countdown = 0 then
-                countdown <- -1
-                this.Injected <- this.Injected + 1
-                raise (DeviceFaultException "injected device fault")
-            if countdown > 0 then
-                countdown <- countdown - 1
-            DirectCopies.Instance.CopyToDevice(source, target)
 
 module Convert =
     type private ImplFault = PagedKv.Fault
@@ -75,29 +59,33 @@ module Convert =
           HashTable = s.HashTable |> Seq.map (fun struct (h, b) -> h, b) |> List.ofSeq
           PeakInUse = s.PeakInUse }
 
-    let sequence (s: PagedSeqState) : Model.SeqSnapshot =
+    /// A sequence's state: device buffers read back, bytes counted at its copy seam.
+    let sequence (s: PagedSeqState, seam: SeamCopies) : Model.SeqSnapshot =
         let struct (table, len) = s.ReadDevice()
         { Blocks = List.ofSeq s.Blocks
           Len = s.Len
           DeviceTable = table |> Seq.map int |> List.ofSeq
           DeviceLen = int len
-          BytesWritten = s.BytesWritten }
+          BytesWritten = seam.Bytes }
 
 /// The C# reference implementation: a BlockAllocator (its policy made by `policyFor` from the
 /// spec's policy: by default the implementation's policy of that name) and, when an accelerator
 /// is given, PagedSeqStates on it by id.
 type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.Policy -> IFreeBlockPolicy, accelerator: Accelerator option) =
     let mutable a = BlockAllocator(capacity, policyFor policy)
-    let seqs = SortedDictionary<int, PagedSeqState>()
-    let injector = FaultInjector()
+    let seqs = SortedDictionary<int, PagedSeqState * SeamCopies>()
+    let faults = FaultArm()
     let dropSeqs () =
-        for s in seqs.Values do
+        for s, _ in seqs.Values do
             s.Dispose()
         seqs.Clear()
-    let seq q =
+    let seqAndSeam q =
         match seqs.TryGetValue q with
         | true, s -> s
         | _ -> raise (PagedKvException(PagedKv.Fault.UnknownSequence, q, sprintf "no sequence %d" q))
+    let seq q = fst (seqAndSeam q)
+    /// Runs a sequence op; a device fault undoes its bytes (a failed op counts nothing).
+    let onSeam q (f: PagedSeqState -> 'a) = let s, seam = seqAndSeam q in seam.Attribute(fun () -> f s)
     let expectNoBlock name (b: int) =
         if b <> -1 then failwithf "%s failed but gave block %d (must be -1)" name b
     let device () =
@@ -109,14 +97,14 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
     new(policy, capacity, accelerator) = new ReferenceSut(policy, capacity, Convert.policy, Some accelerator)
 
     member _.Allocator = a
-    member _.FaultsInjected = injector.Injected
+    member _.FaultsInjected = faults.Injected
 
     interface IDisposable with
         member _.Dispose() = dropSeqs ()
 
     interface ISut with
-        member _.ArmFault k = injector.Arm k
-        member _.Disarm() = injector.Disarm()
+        member _.ArmFault k = faults.Arm k
+        member _.Disarm() = faults.Disarm()
 
         member _.Step op =
             try
@@ -157,18 +145,22 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
                 | Capacity -> Ok(Count a.Capacity)
                 | PeakInUse -> Ok(Count a.PeakInUse)
                 | HashTableSize -> Ok(Count a.HashTableSize)
+                | BlockHash(parent, tokens) -> Ok(Hash(PagedKv.Hashing.BlockHasher.BlockHash(parent, ReadOnlySpan(Array.ofList tokens))))
+                | BlockHashChain(tokens, blockSize) ->
+                    Ok(Hashes(List.ofArray (PagedKv.Hashing.BlockHasher.BlockHashChain(ReadOnlySpan(Array.ofList tokens), blockSize))))
                 | SeqNew(q, bs, mb) ->
                     if q < 0 || q > Limits.MaxSequenceId then
                         raise (PagedKvException(PagedKv.Fault.UnknownSequence, q, sprintf "sequence id %d out of range" q))
-                    let s = new PagedSeqState(device (), bs, mb, injector)
+                    let seam = SeamCopies(faults)
+                    let s = new PagedSeqState(device (), bs, mb, seam)
                     if seqs.ContainsKey q then
                         s.Dispose()
                         raise (PagedKvException(PagedKv.Fault.SequenceExists, q, sprintf "sequence %d exists" q))
-                    seqs[q] <- s
+                    seqs[q] <- (s, seam)
                     Ok Done
                 | SeqEnsureCapacity(q, t) ->
                     let s = seq q
-                    match s.EnsureCapacity(a, t) with
+                    match onSeam q (fun s -> s.EnsureCapacity(a, t)) with
                     | EnsureCapacityResult.Done -> Ok Done
                     | EnsureCapacityResult.PoolExhausted -> Error Exhausted
                     | _ -> Error(ExceedsMaxBlocks(s.BlocksFor t))
@@ -179,10 +171,10 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
                     (seq q).AdvanceLen k
                     Ok Done
                 | SeqSync q ->
-                    (seq q).SyncContextLen()
+                    onSeam q (fun s -> s.SyncContextLen())
                     Ok Done
                 | SeqRelease q ->
-                    (seq q).Release a
+                    onSeam q (fun s -> s.Release a)
                     Ok Done
             with :? PagedKvException as e ->
                 // A clear error names the offending value.
@@ -197,11 +189,16 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
         member _.Validate() =
             a.Validate()
             // TryGetBlockHash is the inverse of the hash table, block by block.
-            let table = a.Snapshot().HashTable |> Seq.map (fun struct (h, b) -> b, h) |> Map.ofSeq
+            let mutable hashed = 0
+            for struct (h, b) in a.Snapshot().HashTable do
+                match a.TryGetBlockHash b with
+                | true, h' when h = h' -> hashed <- hashed + 1
+                | got -> failwithf "TryGetBlockHash(%d) = %A, hash table says %d" b got h
             for b in 0 .. a.Capacity - 1 do
-                match a.TryGetBlockHash b, table.TryFind b with
-                | (true, h), Some h' when h = h' -> ()
-                | (false, 0UL), None -> ()
-                | got, expected -> failwithf "TryGetBlockHash(%d) = %A, hash table says %A" b got expected
-            for s in seqs.Values do
+                match a.TryGetBlockHash b with
+                | true, _ -> hashed <- hashed - 1
+                | false, 0UL -> ()
+                | got -> failwithf "TryGetBlockHash(%d) = %A for a block without a hash (must be false, 0)" b got
+            if hashed <> 0 then failwithf "%d more blocks say they have a hash than the hash table holds" -hashed
+            for s, _ in seqs.Values do
                 s.Validate()

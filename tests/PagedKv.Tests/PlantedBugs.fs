@@ -11,8 +11,8 @@ open PagedKv.Allocation
 open PagedKv.Spec
 open PagedKv.Verification
 
-/// A free-order policy run on the spec's own FreeOrder functions over a mutable list, with one
-/// of them swapped for a planted bug.
+/// A free-order policy run on the spec's own FreeOrder functions over a mutable list (top
+/// first, as the spec holds it), with one of them swapped for a planted bug.
 type OrderPlant =
     { Choose: Allocator.Policy -> (int -> bool) -> int list -> int
       Remove: Allocator.Policy -> int -> int list -> int list
@@ -33,8 +33,8 @@ type PlantedOrder(policy: Allocator.Policy, plant: OrderPlant) =
         order[i], plant.Remove policy i order
     interface IFreeBlockPolicy with
         member _.Count = order.Length
-        member _.Order = order
-        member _.Reset c = order <- List.rev [ 0 .. c - 1 ]; hashed.Clear()
+        member _.Order = List.rev order
+        member _.Reset c = order <- [ 0 .. c - 1 ]; hashed.Clear()
         member _.Release(b, h) =
             if h then hashed.Add b |> ignore
             order <- plant.Release policy h b order
@@ -44,7 +44,7 @@ type PlantedOrder(policy: Allocator.Policy, plant: OrderPlant) =
             hashed.Remove b |> ignore
             b
         member _.Take b =
-            order <- plant.Remove policy (List.findIndexBack ((=) b) order) order
+            order <- plant.Remove policy (List.findIndex ((=) b) order) order
             hashed.Remove b |> ignore
         member _.HashDropped b =
             hashed.Remove b |> ignore
@@ -74,11 +74,11 @@ let private ordered plant : MakeSut = fun p c -> new ReferenceSut(p, c, (fun p -
 /// Each plant: its name, the policy its histories use, and the system under test.
 let plants: (string * Allocator.Policy * MakeSut) list =
     [ "allocate ignores the unhashed preference", Allocator.LifoPreferUnhashed,
-      ordered { faithful with Choose = fun _ _ order -> order.Length - 1 }
+      ordered { faithful with Choose = fun _ _ _ -> 0 }
       "free list removes by shifting, not swap-remove", Allocator.LifoPreferUnhashed,
       ordered { faithful with Remove = fun _ i order -> List.removeAt i order }
       "lru: a hashed block released to the head, not the tail", Allocator.Lru,
-      ordered { faithful with Release = fun _ _ b order -> order @ [ b ] }
+      ordered { faithful with Release = fun _ _ b order -> b :: order }
       "lru: a free block that loses its hash stays where it is", Allocator.Lru,
       ordered { faithful with HashDropped = fun _ _ order -> order }
       "double free is accepted", Allocator.LifoPreferUnhashed,

@@ -57,47 +57,56 @@ type SequenceUnits(output: ITestOutputHelper) =
     let acc = Accelerators.Cpu
 
     [<Fact>]
-    member _.``a 4096-token decode writes 4 bytes per block, not 4 x max_blocks per call``() =
+    member _.``a 4096-token decode writes 4 bytes per block, not 4 x max_blocks per call (counted at the copy seam)``() =
         let blockSize, maxBlocks, tokens = 16, 256, 4096
         let a = BlockAllocator(maxBlocks)
-        use s = new PagedSeqState(acc, blockSize, maxBlocks)
+        let seam = SeamCopies()
+        use s = new PagedSeqState(acc, blockSize, maxBlocks, seam)
+        // The spec's figure for the same calls.
+        let mutable model = PagedKv.Spec.Allocator.create PagedKv.Spec.Allocator.LifoPreferUnhashed maxBlocks |> Result.toOption |> Option.get,
+                            PagedKv.Spec.Sequence.create blockSize maxBlocks |> Result.toOption |> Option.get
         for t in 1..tokens do
             Assert.Equal(EnsureCapacityResult.Done, s.EnsureCapacity(a, t))
+            model <- snd (PagedKv.Spec.Sequence.ensureCapacity t model)
         // The original writes the whole padded table on every call (paged_pool.rs ensure_capacity).
         let original = int64 tokens * 4L * int64 maxBlocks
-        output.WriteLine(sprintf "decode of %d tokens, block %d, max_blocks %d: %d ensure_capacity calls wrote %d bytes (original: %d bytes, %.0fx more)"
-                            tokens blockSize maxBlocks tokens s.BytesWritten original (float original / float s.BytesWritten))
-        Assert.Equal(4L * int64 (tokens / blockSize), s.BytesWritten)
+        output.WriteLine(sprintf "decode of %d tokens, block %d, max_blocks %d: %d ensure_capacity calls moved %d bytes through the copy seam (spec: %d; original: %d bytes, %.0fx more)"
+                            tokens blockSize maxBlocks tokens seam.Bytes (snd model).BytesWritten original (float original / float seam.Bytes))
+        Assert.Equal((snd model).BytesWritten, seam.Bytes)
+        Assert.Equal(4L * int64 (tokens / blockSize), seam.Bytes)
 
     [<Fact>]
     member _.``ensure_capacity copies only the new entries: 4 bytes per new block, 0 when big enough``() =
         let a = BlockAllocator(64)
-        use s = new PagedSeqState(acc, 16, 32)
+        let seam = SeamCopies()
+        use s = new PagedSeqState(acc, 16, 32, seam)
         Assert.Equal(EnsureCapacityResult.Done, s.EnsureCapacity(a, 40))
-        Assert.Equal(12L, s.BytesWritten)
+        Assert.Equal(12L, seam.Bytes)
         Assert.Equal(EnsureCapacityResult.Done, s.EnsureCapacity(a, 48))
-        Assert.Equal(12L, s.BytesWritten)
+        Assert.Equal(12L, seam.Bytes)
         Assert.Equal(EnsureCapacityResult.Done, s.EnsureCapacity(a, 49))
-        Assert.Equal(16L, s.BytesWritten)
+        Assert.Equal(16L, seam.Bytes)
         let struct (table, _) = s.ReadDevice()
         Assert.Equal<uint[]>(Array.append [| 0u; 1u; 2u; 3u |] (Array.zeroCreate 28), table)
 
     [<Fact>]
     member _.``ensure_capacity is all or nothing: exhausted and too-long requests take no block``() =
         let a = BlockAllocator(3)
-        use s = new PagedSeqState(acc, 4, 8)
+        let seam = SeamCopies()
+        use s = new PagedSeqState(acc, 4, 8, seam)
         let before = a.Snapshot()
         Assert.Equal(EnsureCapacityResult.PoolExhausted, s.EnsureCapacity(a, 13))
         Assert.Equal(EnsureCapacityResult.ExceedsMaxBlocks, s.EnsureCapacity(a, 33))
         Assert.Equal<int[]>(before.FreeList, a.Snapshot().FreeList)
         Assert.Empty(s.Blocks)
-        Assert.Equal(0L, s.BytesWritten)
+        Assert.Equal(0L, seam.Bytes)
         s.Validate()
 
     [<Fact>]
     member _.``release resets the device to a fresh sequence's state``() =
         let a = BlockAllocator(8)
-        use s = new PagedSeqState(acc, 2, 4)
+        let seam = SeamCopies()
+        use s = new PagedSeqState(acc, 2, 4, seam)
         s.EnsureCapacity(a, 5) |> ignore
         s.SetLen 5
         s.SyncContextLen()
@@ -106,7 +115,7 @@ type SequenceUnits(output: ITestOutputHelper) =
         Assert.Equal<uint[]>(Array.zeroCreate 4, table)
         Assert.Equal(0u, len)
         Assert.Equal(8, a.FreeCount)
-        Assert.Equal(12L + 4L + 12L + 4L, s.BytesWritten)
+        Assert.Equal(12L + 4L + 12L + 4L, seam.Bytes)
 
     [<Fact>]
     member _.``a fault in release's second copy undoes the first``() =

@@ -77,9 +77,18 @@ public sealed partial class BlockAllocator
 
     private (string Name, string Detail)? FirstViolation()
     {
-        int[] order = free.Order.ToArray();
-        var table = hashToBlock.Pairs.ToArray();
-        foreach (int block in order.Concat(table.Select(p => p.Block)))
+        var order = new List<int>(free.Count);
+        order.AddRange(free.Order);
+        var table = new List<(ulong Hash, int Block)>(hashToBlock.Count);
+        table.AddRange(hashToBlock.Pairs);
+        foreach (int block in order)
+        {
+            if ((uint)block >= (uint)Capacity)
+            {
+                return (AllocatorInvariants.IdsInRange, $"block {block} held but capacity is {Capacity}");
+            }
+        }
+        foreach (var (_, block) in table)
         {
             if ((uint)block >= (uint)Capacity)
             {
@@ -97,10 +106,16 @@ public sealed partial class BlockAllocator
             }
             onFreeList[block] = true;
         }
-        int live = refCounts.Count(r => r > 0);
-        if (order.Length != free.Count || order.Length + live != Capacity)
+        int live = 0;
+        int reverse = 0;
+        for (int block = 0; block < Capacity; block++)
         {
-            return (AllocatorInvariants.FreePlusLive, $"free {free.Count} ({order.Length} listed) + live {live} != capacity {Capacity}");
+            live += refCounts[block] > 0 ? 1 : 0;
+            reverse += hasHash[block] ? 1 : 0;
+        }
+        if (order.Count != free.Count || order.Count + live != Capacity)
+        {
+            return (AllocatorInvariants.FreePlusLive, $"free {free.Count} ({order.Count} listed) + live {live} != capacity {Capacity}");
         }
 
         foreach (var (hash, block) in table)
@@ -110,10 +125,9 @@ public sealed partial class BlockAllocator
                 return (AllocatorInvariants.HashBijection, $"hash {hash} → block {block} but block → {(hasHash[block] ? blockHash[block] : "none")}");
             }
         }
-        int reverse = hasHash.Count(h => h);
-        if (reverse != hashToBlock.Count || table.Length != hashToBlock.Count || hashToBlock.Inconsistency() is not null)
+        if (reverse != hashToBlock.Count || table.Count != hashToBlock.Count || hashToBlock.Inconsistency() is not null)
         {
-            return (AllocatorInvariants.HashBijection, $"{reverse} blocks have a hash, the table holds {table.Length} and counts {hashToBlock.Count}; {hashToBlock.Inconsistency()}");
+            return (AllocatorInvariants.HashBijection, $"{reverse} blocks have a hash, the table holds {table.Count} and counts {hashToBlock.Count}; {hashToBlock.Inconsistency()}");
         }
 
         if (PeakInUse < InUse || PeakInUse > Capacity)

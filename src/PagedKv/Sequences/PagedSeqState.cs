@@ -83,10 +83,6 @@ public sealed class PagedSeqState : IDisposable
     /// <summary>Tokens the current blocks can hold.</summary>
     public long TokenCapacity => (long)blocks.Count * BlockSize;
 
-    /// <summary>Bytes this sequence's completed operations copied host → device (not counting
-    /// the zero fill at creation). Failed operations count nothing.</summary>
-    public long BytesWritten { get; private set; }
-
     /// <summary>The device block table, for kernels.</summary>
     public ArrayView<uint> DeviceBlockTable => table;
 
@@ -129,7 +125,6 @@ public sealed class PagedSeqState : IDisposable
         Debug.Assert(taken, "a planned allocation failed");
         Debug.Assert(allocated.AsSpan().SequenceEqual(planned), "allocation differs from its plan");
         blocks.AddRange(planned);
-        BytesWritten += 4L * missing;
         AssertMirror();
         return EnsureCapacityResult.Done;
     }
@@ -161,7 +156,6 @@ public sealed class PagedSeqState : IDisposable
         CheckUsable();
         copies.CopyToDevice([(uint)Len], contextLen);
         deviceLen = Len;
-        BytesWritten += 4;
         AssertMirror();
     }
 
@@ -191,7 +185,6 @@ public sealed class PagedSeqState : IDisposable
         blocks.Clear();
         Len = 0;
         deviceLen = 0;
-        BytesWritten += 4L * held.Length + 4;
         AssertMirror();
     }
 
