@@ -5,65 +5,74 @@ using PagedKv.Sequences;
 
 namespace PagedKv.Protocol;
 
-/// <summary>The protocol's sequence ops: PagedSeqStates by id, drawing on the session's allocator.</summary>
+/// <summary>The protocol's sequence ops: PagedSeqStates by id, drawing on the session's
+/// allocator, each with its own device-copy seam (<see cref="SeamCopies"/>) where the bytes it
+/// writes are counted and where `fail_next_copy` makes a copy fail.</summary>
 public sealed partial class ReplaySession : IDisposable
 {
-    private readonly SortedDictionary<int, PagedSeqState> sequences = new();
+    private readonly SortedDictionary<int, (PagedSeqState State, SeamCopies Seam)> sequences = new();
 
     public void Dispose() => DropSequences();
 
     private void AddSequenceOps(Dictionary<string, Handler> ops)
     {
-        ops["seq_new"] = new(["seq", "block_size", "max_blocks"], SeqNew);
-        ops["seq_ensure_capacity"] = new(["seq", "target_len"], r =>
+        FieldSpec seq = new("seq", FieldType.Integer);
+        ops["seq_new"] = new([seq, new("block_size", FieldType.Integer), new("max_blocks", FieldType.Integer)], true, SeqNew);
+        ops["seq_ensure_capacity"] = new([seq, new("target_len", FieldType.Integer)], true, r =>
         {
-            var seq = Sequence(r);
+            var (state, seam) = Sequence(r);
             int target = Length(r.Integer("target_len"));
             var allocator = Allocator;
-            return seq.EnsureCapacity(allocator, target) switch
+            return seam.Attribute(() => state.EnsureCapacity(allocator, target)) switch
             {
                 EnsureCapacityResult.Done => null,
                 EnsureCapacityResult.PoolExhausted => throw new ExhaustedException(
-                    $"paged KV pool exhausted: need {seq.BlocksFor(target) - seq.Blocks.Count} blocks but only {allocator.FreeCount} free"),
+                    $"paged KV pool exhausted: need {state.BlocksFor(target) - state.Blocks.Count} blocks but only {allocator.FreeCount} free"),
                 _ => throw new ExhaustedException(
-                    $"paged KV: target_len={target} would need {seq.BlocksFor(target)} blocks, exceeds max_blocks_per_seq={seq.MaxBlocksPerSeq}"),
+                    $"paged KV: target_len={target} would need {state.BlocksFor(target)} blocks, exceeds max_blocks_per_seq={state.MaxBlocksPerSeq}"),
             };
         });
-        ops["seq_set_len"] = new(["seq", "len"], r => Done(() => Sequence(r).SetLen(Length(r.Integer("len")))));
-        ops["seq_advance_len"] = new(["seq", "tokens"], r => Done(() => Sequence(r).AdvanceLen(Length(r.Integer("tokens")))));
-        ops["seq_sync"] = new(["seq"], r => Done(() => Sequence(r).SyncContextLen()));
-        ops["seq_release"] = new(["seq"], r =>
+        ops["seq_set_len"] = new([seq, new("len", FieldType.Integer)], true, r => Done(() => Sequence(r).State.SetLen(Length(r.Integer("len")))));
+        ops["seq_advance_len"] = new([seq, new("tokens", FieldType.Integer)], true, r => Done(() => Sequence(r).State.AdvanceLen(Length(r.Integer("tokens")))));
+        ops["seq_sync"] = new([seq], true, r =>
         {
-            var seq = Sequence(r);
-            return Done(() => seq.Release(Allocator));
+            var (state, seam) = Sequence(r);
+            return seam.Attribute<Action<Utf8JsonWriter>?>(() => Done(state.SyncContextLen));
         });
-        ops["seq_state"] = new(["seq"], r => SeqState(Sequence(r)));
+        ops["seq_release"] = new([seq], true, r =>
+        {
+            var (state, seam) = Sequence(r);
+            var allocator = Allocator;
+            return seam.Attribute<Action<Utf8JsonWriter>?>(() => Done(() => state.Release(allocator)));
+        });
+        ops["seq_state"] = new([seq], true, r => SeqState(Sequence(r)));
     }
 
     private Action<Utf8JsonWriter>? SeqNew(Request r)
     {
-        _ = Allocator; // sequences draw on the allocator: none before `new`
         int id = SequenceId(r.Integer("seq"));
-        long blockSize = r.Integer("block_size");
-        long maxBlocks = r.Integer("max_blocks");
-        if (blockSize < 1 || blockSize > Limits.MaxBlockSize)
+        var blockSize = r.Integer("block_size");
+        var maxBlocks = r.Integer("max_blocks");
+        if (blockSize.Value < 1 || blockSize.Value > Limits.MaxBlockSize)
         {
-            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize, $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
+            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize.Value, $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
         }
-        if (maxBlocks < 1 || maxBlocks > Limits.MaxBlocksPerSeq)
+        if (maxBlocks.Value < 1 || maxBlocks.Value > Limits.MaxBlocksPerSeq)
         {
-            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocks, $"max_blocks_per_seq={maxBlocks} is outside [1, {Limits.MaxBlocksPerSeq}]");
+            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocks.Value, $"max_blocks_per_seq={maxBlocks} is outside [1, {Limits.MaxBlocksPerSeq}]");
         }
         if (sequences.ContainsKey(id))
         {
             throw new PagedKvException(Fault.SequenceExists, id, $"sequence {id} exists");
         }
-        sequences[id] = new PagedSeqState(accelerator(), (int)blockSize, (int)maxBlocks);
+        var seam = new SeamCopies(faults);
+        sequences[id] = (new PagedSeqState(accelerator(), (int)blockSize.Value, (int)maxBlocks.Value, seam), seam);
         return null;
     }
 
-    private static Action<Utf8JsonWriter>? SeqState(PagedSeqState seq)
+    private static Action<Utf8JsonWriter>? SeqState((PagedSeqState State, SeamCopies Seam) sequence)
     {
+        var (seq, seam) = sequence;
         var (table, len) = seq.ReadDevice();
         return w =>
         {
@@ -82,36 +91,35 @@ public sealed partial class ReplaySession : IDisposable
             }
             w.WriteEndArray();
             w.WriteNumber("device_len", len);
-            w.WriteNumber("bytes_written", seq.BytesWritten);
+            w.WriteNumber("bytes_written", seam.Bytes);
             w.WriteEndObject();
         };
     }
 
-    private PagedSeqState Sequence(Request r)
+    private (PagedSeqState State, SeamCopies Seam) Sequence(Request r)
     {
-        _ = Allocator;
         int id = SequenceId(r.Integer("seq"));
         return sequences.TryGetValue(id, out var seq)
             ? seq
             : throw new PagedKvException(Fault.UnknownSequence, id, $"no sequence {id}");
     }
 
-    private static int SequenceId(long id) =>
-        id < 0 || id > Limits.MaxSequenceId
-            ? throw new PagedKvException(Fault.UnknownSequence, id, $"sequence id {id} is outside [0, {Limits.MaxSequenceId}]")
-            : (int)id;
+    private static int SequenceId(Integer id) =>
+        id.Value < 0 || id.Value > Limits.MaxSequenceId
+            ? throw new PagedKvException(Fault.UnknownSequence, id.Value, $"sequence id {id} is outside [0, {Limits.MaxSequenceId}]")
+            : (int)id.Value;
 
     /// <summary>Lengths and token counts are 32-bit in the API; wider values are out of range.</summary>
-    private static int Length(long value) =>
-        value < int.MinValue || value > int.MaxValue
-            ? throw new PagedKvException(Fault.LengthOutOfRange, value, $"length {value} is outside the 32-bit range")
-            : (int)value;
+    private static int Length(Integer value) =>
+        value.Value < int.MinValue || value.Value > int.MaxValue
+            ? throw new PagedKvException(Fault.LengthOutOfRange, value.Value, $"length {value} is outside the 32-bit range")
+            : (int)value.Value;
 
     private void DropSequences()
     {
-        foreach (var seq in sequences.Values)
+        foreach (var (state, _) in sequences.Values)
         {
-            seq.Dispose();
+            state.Dispose();
         }
         sequences.Clear();
     }

@@ -13,49 +13,65 @@ namespace PagedKv.Protocol;
 /// <summary>
 /// The replay protocol (docs/protocol.md) for the reference implementation: one JSON request
 /// line in, one JSON response line out. A bad line gets an error response and changes nothing;
-/// it never ends the session.
+/// no line ends the session.
 /// </summary>
+/// <remarks>Order of checks, as the doc states it: the request itself (<see cref="Request"/>:
+/// JSON, valid strings, an object, no duplicate key, a string op, a known op, no unknown field,
+/// every field present and typed) → bad_request; then an allocator must exist for every op but
+/// new, hello and the hashing ops → bad_request; then the values, in the op's field order →
+/// invalid_argument; then the state → invalid_state or resource_exhausted.</remarks>
 public sealed partial class ReplaySession
 {
-    /// <summary>An op: the fields it takes, and its handler. Every handler reads all its fields
-    /// before it changes anything, so a missing or mistyped field is a bad_request that has
-    /// changed nothing.</summary>
-    private sealed record Handler(string[] Fields, Func<Request, Action<Utf8JsonWriter>?> Run);
+    /// <summary>What `hello` answers.</summary>
+    public const int ProtocolVersion = 1;
+
+    private static readonly FieldSpec[] None = [];
+
+    /// <summary>An op: the fields it takes, whether it needs an allocator, and its handler. Every
+    /// handler judges all its values before it changes anything.</summary>
+    private sealed record Handler(FieldSpec[] Fields, bool NeedsAllocator, Func<Request, Action<Utf8JsonWriter>?> Run);
 
     private readonly Dictionary<string, Handler> handlers;
-    private BlockAllocator? allocator;
     private readonly Func<ILGPU.Runtime.Accelerator> accelerator;
+    private readonly FaultArm faults = new();
+    private BlockAllocator? allocator;
 
     /// <summary>A session whose sequences live on <paramref name="accelerator"/> (default: ILGPU's
     /// CPU accelerator, created on the first sequence op).</summary>
     public ReplaySession(Func<ILGPU.Runtime.Accelerator>? accelerator = null)
     {
-        this.accelerator = accelerator ?? (() => PagedKv.Protocol.Accelerators.Cpu);
+        this.accelerator = accelerator ?? (() => Accelerators.Cpu);
         handlers = new(StringComparer.Ordinal)
         {
-            ["new"] = new(["capacity", "policy"], New),
-            ["allocate"] = new([], _ => Allocate()),
-            ["allocate_n"] = new(["n"], AllocateN),
-            ["free"] = new(["blocks"], r => Done(() => Allocator.Free(BlockIds(r.Integers("blocks"))))),
-            ["acquire"] = new(["block"], r => Done(() => Allocator.Acquire(BlockIds([r.Integer("block")])[0]))),
-            ["acquire_many"] = new(["blocks"], r => Done(() => Allocator.AcquireMany(BlockIds(r.Integers("blocks"))))),
-            ["register_block_hash"] = new(["block", "hash"], RegisterBlockHash),
-            ["try_acquire_by_hash"] = new(["hash"], TryAcquireByHash),
-            ["ref_count"] = new(["block"], r => Number(Allocator.RefCount(BlockIds([r.Integer("block")])[0]))),
-            ["free_count"] = new([], _ => Number(Allocator.FreeCount)),
-            ["capacity"] = new([], _ => Number(Allocator.Capacity)),
-            ["peak_in_use"] = new([], _ => Number(Allocator.PeakInUse)),
-            ["hash_table_size"] = new([], _ => Number(Allocator.HashTableSize)),
-            ["state"] = new([], _ => State()),
-            ["block_hash"] = new(["parent", "tokens"], BlockHash),
-            ["block_hash_chain"] = new(["tokens", "block_size"], BlockHashChain),
+            ["hello"] = new(None, false, _ => Hello),
+            ["new"] = new([new("capacity", FieldType.Integer), new("policy", FieldType.OptionalPolicy)], false, New),
+            ["allocate"] = new(None, true, _ => Allocate()),
+            ["allocate_n"] = new([new("n", FieldType.Integer)], true, AllocateN),
+            ["free"] = new([new("blocks", FieldType.Integers)], true, r => Done(() => Allocator.Free(BlockIds(r.Integers("blocks"))))),
+            ["acquire"] = new([new("block", FieldType.Integer)], true, r => Done(() => Allocator.Acquire(BlockId(r.Integer("block"))))),
+            ["acquire_many"] = new([new("blocks", FieldType.Integers)], true, r => Done(() => Allocator.AcquireMany(BlockIds(r.Integers("blocks"))))),
+            ["register_block_hash"] = new([new("block", FieldType.Integer), new("hash", FieldType.Hash)], true,
+                r => Done(() => Allocator.RegisterBlockHash(BlockId(r.Integer("block")), r.Hash("hash")))),
+            ["try_acquire_by_hash"] = new([new("hash", FieldType.Hash)], true,
+                r => Allocator.TryAcquireByHash(r.Hash("hash"), out int block) ? Number(block) : null),
+            ["ref_count"] = new([new("block", FieldType.Integer)], true, r => Number(Allocator.RefCount(BlockId(r.Integer("block"))))),
+            ["free_count"] = new(None, true, _ => Number(Allocator.FreeCount)),
+            ["capacity"] = new(None, true, _ => Number(Allocator.Capacity)),
+            ["peak_in_use"] = new(None, true, _ => Number(Allocator.PeakInUse)),
+            ["hash_table_size"] = new(None, true, _ => Number(Allocator.HashTableSize)),
+            ["state"] = new(None, true, _ => State()),
+            ["block_hash"] = new([new("parent", FieldType.Hash), new("tokens", FieldType.Tokens)], false,
+                r => HashValue(BlockHasher.BlockHash(r.Hash("parent"), r.Tokens("tokens")))),
+            ["block_hash_chain"] = new([new("tokens", FieldType.Tokens), new("block_size", FieldType.Integer)], false, BlockHashChain),
+            ["fail_next_copy"] = new([new("copy", FieldType.Integer)], false, FailNextCopy),
         };
         AddSequenceOps(handlers);
     }
 
-    /// <summary>Answers one request line.</summary>
+    /// <summary>Answers one request line; never throws for any line.</summary>
     public string Handle(string line)
     {
+        bool arming = false;
         try
         {
             var request = Request.Parse(line);
@@ -63,7 +79,12 @@ public sealed partial class ReplaySession
             {
                 throw new BadRequestException($"unknown op '{request.Op}'");
             }
-            request.EnsureOnly(handler.Fields);
+            arming = request.Op == "fail_next_copy";
+            request.Bind(handler.Fields);
+            if (handler.NeedsAllocator)
+            {
+                _ = Allocator;
+            }
             var ok = handler.Run(request);
             return Write(w =>
             {
@@ -94,9 +115,23 @@ public sealed partial class ReplaySession
         {
             return Error("device_error", e.Message);
         }
+        catch (Exception e)
+        {
+            // Never reached by a correct reference (the protocol fuzz property asserts it): the
+            // session goes on rather than end on a bug.
+            return Error("internal_error", $"{e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
+            if (!arming)
+            {
+                faults.Disarm(); // an armed fault applies to the next request only
+            }
+        }
     }
 
-    /// <summary>Runs every line of <paramref name="input"/>, writing one response line each.</summary>
+    /// <summary>Runs every line of <paramref name="input"/>, writing one response line each
+    /// (blank lines are skipped); flushes after each line.</summary>
     public void Run(TextReader input, TextWriter output)
     {
         while (input.ReadLine() is string line)
@@ -106,28 +141,41 @@ public sealed partial class ReplaySession
                 continue;
             }
             output.WriteLine(Handle(line));
+            output.Flush();
         }
-        output.Flush();
     }
 
     private BlockAllocator Allocator =>
         allocator ?? throw new BadRequestException("no allocator: send {\"op\":\"new\",\"capacity\":N} first");
 
+    private static Action<Utf8JsonWriter> Hello => w =>
+    {
+        w.WriteStartObject();
+        w.WriteNumber("protocol", ProtocolVersion);
+        w.WriteStartArray("profiles");
+        w.WriteStringValue("lifo");
+        w.WriteStringValue("lru");
+        w.WriteStringValue("any");
+        w.WriteEndArray();
+        w.WriteStartArray("features");
+        foreach (string feature in new[] { "state", "hash", "seq", "device_faults" })
+        {
+            w.WriteStringValue(feature);
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    };
+
     private Action<Utf8JsonWriter>? New(Request r)
     {
-        long capacity = r.Integer("capacity");
-        if (capacity < int.MinValue || capacity > int.MaxValue)
+        var capacity = r.Integer("capacity");
+        var policy = r.Policy("policy", Policy.LifoPreferUnhashed);
+        if (capacity.Value < 0 || capacity.Value > Limits.MaxCapacity)
         {
-            throw new PagedKvException(Fault.CapacityOutOfRange, capacity,
+            throw new PagedKvException(Fault.CapacityOutOfRange, capacity.Value,
                 $"capacity={capacity} is outside [0, {Limits.MaxCapacity}]");
         }
-        var policy = r.OptionalString("policy") switch
-        {
-            null or "lifo" => Policy.LifoPreferUnhashed,
-            "lru" => Policy.Lru,
-            string other => throw new BadRequestException($"field 'policy' must be \"lifo\" or \"lru\", not \"{other}\""),
-        };
-        allocator = new BlockAllocator((int)capacity, policy);
+        allocator = new BlockAllocator((int)capacity.Value, policy);
         DropSequences();
         return null;
     }
@@ -143,30 +191,24 @@ public sealed partial class ReplaySession
 
     private Action<Utf8JsonWriter>? AllocateN(Request r)
     {
-        long n = r.Integer("n");
-        if (n < 0)
+        var n = r.Integer("n");
+        if (n.Value < 0)
         {
-            throw new PagedKvException(Fault.CountOutOfRange, n, $"allocate_n: n={n} is negative");
+            throw new PagedKvException(Fault.CountOutOfRange, n.Value, $"allocate_n: n={n} is negative");
         }
-        if (n > Allocator.FreeCount || !Allocator.TryAllocateN((int)n, out int[]? blocks))
+        if (n.Value > Allocator.FreeCount || !Allocator.TryAllocateN((int)n.Value, out int[]? blocks))
         {
             throw new ExhaustedException($"paged KV pool exhausted: need {n} blocks but only {Allocator.FreeCount} free");
         }
-        return Numbers(blocks);
-    }
-
-    private Action<Utf8JsonWriter>? RegisterBlockHash(Request r)
-    {
-        int block = BlockIds([r.Integer("block")])[0];
-        ulong hash = r.Hash("hash");
-        Allocator.RegisterBlockHash(block, hash);
-        return null;
-    }
-
-    private Action<Utf8JsonWriter>? TryAcquireByHash(Request r)
-    {
-        ulong hash = r.Hash("hash");
-        return Allocator.TryAcquireByHash(hash, out int block) ? Number(block) : null;
+        return w =>
+        {
+            w.WriteStartArray();
+            foreach (int b in blocks)
+            {
+                w.WriteNumberValue(b);
+            }
+            w.WriteEndArray();
+        };
     }
 
     private Action<Utf8JsonWriter>? State()
@@ -192,23 +234,16 @@ public sealed partial class ReplaySession
         };
     }
 
-    private static Action<Utf8JsonWriter>? BlockHash(Request r)
-    {
-        ulong parent = r.Hash("parent");
-        ulong hash = BlockHasher.BlockHash(parent, r.Tokens("tokens"));
-        return w => w.WriteStringValue(hash.ToString());
-    }
-
     private static Action<Utf8JsonWriter>? BlockHashChain(Request r)
     {
         uint[] tokens = r.Tokens("tokens");
-        long blockSize = r.Integer("block_size");
-        if (blockSize < 1 || blockSize > Limits.MaxBlockSize)
+        var blockSize = r.Integer("block_size");
+        if (blockSize.Value < 1 || blockSize.Value > Limits.MaxBlockSize)
         {
-            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize,
+            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize.Value,
                 $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
         }
-        ulong[] hashes = BlockHasher.BlockHashChain(tokens, (int)blockSize);
+        ulong[] hashes = BlockHasher.BlockHashChain(tokens, (int)blockSize.Value);
         return w =>
         {
             w.WriteStartArray();
@@ -220,22 +255,30 @@ public sealed partial class ReplaySession
         };
     }
 
-    /// <summary>Ids arrive as JSON integers of any width; the first (in order) outside
-    /// [0, capacity) is reported here exactly as the allocator would report it.</summary>
-    private int[] BlockIds(long[] ids)
+    /// <summary>Arms a device fault: the copy-th device copy (0-based) of the next request fails.</summary>
+    private Action<Utf8JsonWriter>? FailNextCopy(Request r)
     {
-        var result = new int[ids.Length];
-        for (int i = 0; i < ids.Length; i++)
+        var copy = r.Integer("copy");
+        if (copy.Value < 0 || copy.Value > int.MaxValue)
         {
-            if (ids[i] < 0 || ids[i] >= Allocator.Capacity)
-            {
-                throw new PagedKvException(Fault.BlockOutOfRange, ids[i],
-                    $"block {ids[i]} is outside [0, {Allocator.Capacity})");
-            }
-            result[i] = (int)ids[i];
+            throw new PagedKvException(Fault.CountOutOfRange, copy.Value, $"fail_next_copy: copy={copy} is outside [0, {int.MaxValue}]");
         }
-        return result;
+        faults.Arm((int)copy.Value);
+        return null;
     }
+
+    /// <summary>A block id judged by value: outside [0, capacity) is invalid_argument.</summary>
+    private int BlockId(Integer id)
+    {
+        if (id.Value < 0 || id.Value >= Allocator.Capacity)
+        {
+            throw new PagedKvException(Fault.BlockOutOfRange, id.Value, $"block {id} is outside [0, {Allocator.Capacity})");
+        }
+        return (int)id.Value;
+    }
+
+    /// <summary>Ids of a batch; the first (in order) outside [0, capacity) is reported.</summary>
+    private int[] BlockIds(Integer[] ids) => Array.ConvertAll(ids, BlockId);
 
     private static Action<Utf8JsonWriter>? Done(Action action)
     {
@@ -245,20 +288,16 @@ public sealed partial class ReplaySession
 
     private static Action<Utf8JsonWriter> Number(long value) => w => w.WriteNumberValue(value);
 
-    private static Action<Utf8JsonWriter> Numbers(int[] values) => w =>
+    private static Action<Utf8JsonWriter> HashValue(ulong value) => w => w.WriteStringValue(value.ToString());
+
+    private static void WriteArray(Utf8JsonWriter w, string name, int[] values)
     {
-        w.WriteStartArray();
+        w.WriteStartArray(name);
         foreach (int v in values)
         {
             w.WriteNumberValue(v);
         }
         w.WriteEndArray();
-    };
-
-    private static void WriteArray(Utf8JsonWriter w, string name, int[] values)
-    {
-        w.WritePropertyName(name);
-        Numbers(values)(w);
     }
 
     private static string Error(string kind, string message) => Write(w =>
