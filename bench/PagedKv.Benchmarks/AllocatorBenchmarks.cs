@@ -1,54 +1,30 @@
-using System;
 using BenchmarkDotNet.Attributes;
 using PagedKv.Allocation;
+using PagedKv.Cli.Bench;
 
 namespace PagedKv.Benchmarks;
 
-/// <summary>The original's free-list policy under prefix caching. Each cycle allocates a block,
-/// registers a fresh hash on it and frees it (soft-free, hashed, on top of the stack): soon every
-/// free block is hashed and each allocate scans the whole free list before taking the top
-/// (O(free)). Baseline: the same cycle without hashes (the top is taken at once). A later O(1)
-/// policy is measured against both.</summary>
-[MemoryDiagnoser(false)]
+/// <summary>The `bench` command's workloads (<see cref="AllocatorWorkload"/>, the same file) under
+/// BenchmarkDotNet: one loop iteration per benchmark call, both policies, N from 2^10 to 2^20, so
+/// that cost(2^20) / cost(2^10) and the allocated bytes per operation (MemoryDiagnoser) are read
+/// off one run.</summary>
+[MemoryDiagnoser]
 public class AllocatorBenchmarks
 {
-    private BlockAllocator? plain;
-    private BlockAllocator? cached;
-    private readonly int[] one = new int[1];
-    private ulong nextHash;
+    private AllocatorWorkload? workload;
 
-    [Params(1024, 16384)]
-    public int Capacity { get; set; }
+    [Params("alloc_free_nohash", "alloc_cached", "hit_deep")]
+    public string Workload { get; set; } = "";
+
+    [Params(1 << 10, 1 << 14, 1 << 20)]
+    public int N { get; set; }
+
+    [Params(Policy.LifoPreferUnhashed, Policy.Lru)]
+    public Policy Policy { get; set; }
 
     [GlobalSetup]
-    public void Setup()
-    {
-        plain = new BlockAllocator(Capacity);
-        cached = new BlockAllocator(Capacity);
-        // Start in the steady state: every free block soft-free with a hash.
-        cached.TryAllocateN(Capacity, out int[]? all);
-        foreach (int block in all!)
-        {
-            cached.RegisterBlockHash(block, ++nextHash);
-        }
-        cached.Free(all);
-    }
-
-    [Benchmark(Baseline = true)]
-    public int AllocateFreeNoHashes() => Cycle(plain!, register: false);
+    public void Setup() => workload = AllocatorWorkload.Create(Workload, N, Policy);
 
     [Benchmark]
-    public int AllocateRegisterFreeAllSoftCached() => Cycle(cached!, register: true);
-
-    private int Cycle(BlockAllocator allocator, bool register)
-    {
-        allocator.TryAllocate(out int block);
-        if (register)
-        {
-            allocator.RegisterBlockHash(block, ++nextHash);
-        }
-        one[0] = block;
-        allocator.Free(one);
-        return block;
-    }
+    public long Iteration() => workload!.Run(1);
 }

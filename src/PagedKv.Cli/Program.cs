@@ -22,6 +22,24 @@ replay.SetAction(_ =>
     return 0;
 });
 
+var impl = new Option<string>("--impl") { Description = "Shell command that starts the port (it speaks the replay protocol on stdin/stdout).", Required = true };
+var checkOps = new Option<long>("--ops") { Description = "Operations to check (at least).", DefaultValueFactory = _ => 100_000 };
+var checkSeed = new Option<ulong?>("--seed") { Description = "Campaign seed (random when absent; printed either way)." };
+var stateEvery = new Option<int?>("--state-every") { Description = "Compare the full state every K ops and at the end of each history (default 64; 0: never, for ports without `state`)." };
+var validOnly = new Option<bool>("--valid-only") { Description = "Only histories on which the original is defined (none of docs/divergences.md)." };
+var profile = new Option<string>("--profile") { Description = "lifo (the original's block ids), lru, or any (any free block on allocate).", DefaultValueFactory = _ => "lifo" };
+var withSeq = new Option<bool>("--seq") { Description = "Sequence ops (seq_*) too." };
+var timeoutMs = new Option<int>("--timeout-ms") { Description = "Longest wait for one reply.", DefaultValueFactory = _ => 5000 };
+var repro = new Option<string>("--repro") { Description = "Where the minimal diverging history is written (request lines).", DefaultValueFactory = _ => "check-repro.jsonl" };
+var window = new Option<int>("--window") { Description = "Requests in flight at most.", DefaultValueFactory = _ => 256 };
+var check = new Command("check", "Check a port against the spec: generated histories over the replay protocol, shrunk to a minimal divergence.")
+{
+    impl, checkOps, checkSeed, stateEvery, validOnly, profile, withSeq, timeoutMs, repro, window,
+};
+check.SetAction(parse => CheckCommand.Run(new CheckCommand.Settings(
+    parse.GetValue(impl)!, parse.GetValue(checkOps), parse.GetValue(checkSeed), parse.GetValue(stateEvery), parse.GetValue(validOnly),
+    parse.GetValue(profile)!, parse.GetValue(withSeq), parse.GetValue(timeoutMs), parse.GetValue(repro)!, parse.GetValue(window))));
+
 var benchAccelerator = new Option<string>("--accelerator") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cuda" };
 var poolMib = new Option<int>("--pool-mib") { Description = "Pool size in MiB.", DefaultValueFactory = _ => 1024 };
 var blockSize = new Option<int>("--block-size") { DefaultValueFactory = _ => 16 };
@@ -34,8 +52,17 @@ var bench = new Command("bench-gather", "Paged-gather bandwidth vs a device-to-d
 };
 bench.SetAction(parse => BenchGatherCommand.Run(parse.GetValue(benchAccelerator)!, parse.GetValue(poolMib), parse.GetValue(blockSize), parse.GetValue(headDim), parse.GetValue(dtype)!, parse.GetValue(iterations)));
 
+var workload = new Argument<string>("workload") { Description = "alloc_free_nohash, alloc_cached, hit_deep or trace." };
+var size = new Argument<string>("n") { Description = "Capacity N in blocks (trace: the JSONL file)." };
+var benchPolicy = new Option<string>("--policy") { Description = "Free-order policy: lifo or lru.", DefaultValueFactory = _ => "lifo" };
+var allocatorBench = new Command("bench", "Time an allocator workload: one JSON line {workload,n,policy,iters,ns_per_op,bytes_per_op}, best of 5 repetitions of >= 0.2 s.")
+{
+    workload, size, benchPolicy,
+};
+allocatorBench.SetAction(parse => PagedKv.Cli.Bench.BenchCommand.Run(parse.GetValue(workload)!, parse.GetValue(size)!, parse.GetValue(benchPolicy)!));
+
 var root = new RootCommand("PagedKv.Verified: the verified reference paged KV-cache block allocator.")
 {
-    verify, replay, bench,
+    verify, replay, check, allocatorBench, bench,
 };
 return root.Parse(args).Invoke();
