@@ -71,6 +71,11 @@ public sealed class Request
         {
             throw new BadRequestException($"malformed JSON: {e.Message}");
         }
+        catch (ArgumentException e)
+        {
+            // The line itself holds a lone surrogate: it is not text, so not JSON.
+            throw new BadRequestException($"the line is not valid text: {e.Message}");
+        }
         CheckStrings(root);
         if (root.ValueKind != JsonValueKind.Object)
         {

@@ -89,6 +89,63 @@ module Op =
         append sb "}"
         sb.ToString()
 
+    /// The Op a well-formed request stands for; None for requests the model does not run (hello,
+    /// state, seq_state, fail_next_copy) and for malformed ones. Integers past 32 bits are clamped
+    /// to Int32.MinValue / Int32.MaxValue, which every range check judges the same.
+    let ofJson (e: Text.Json.JsonElement) : Op option =
+        let clamp (v: Text.Json.JsonElement) =
+            let text = v.GetRawText()
+            if v.ValueKind <> Text.Json.JsonValueKind.Number || text.IndexOfAny([| '.'; 'e'; 'E' |]) >= 0 then raise (FormatException "not an integer literal")
+            match v.TryGetInt32() with
+            | true, x -> x
+            | _ -> if text.StartsWith "-" then Int32.MinValue else Int32.MaxValue
+        let int (name: string) = clamp (e.GetProperty name)
+        let ints (name: string) = [ for x in e.GetProperty(name).EnumerateArray() -> clamp x ]
+        let tokens (name: string) = [ for x in e.GetProperty(name).EnumerateArray() -> x.GetUInt32() ]
+        let hash (name: string) =
+            let v = e.GetProperty(name)
+            match v.ValueKind with
+            | Text.Json.JsonValueKind.String ->
+                let text = v.GetString()
+                if text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) then Convert.ToUInt64(text.Substring 2, 16) else UInt64.Parse text
+            | _ -> v.GetUInt64()
+        try
+            match e.GetProperty("op").GetString() with
+            | "new" ->
+                let policy =
+                    match e.TryGetProperty "policy" with
+                    | false, _ -> Allocator.LifoPreferUnhashed
+                    | true, p when p.ValueKind = Text.Json.JsonValueKind.String && p.GetString() = "lifo" -> Allocator.LifoPreferUnhashed
+                    | true, p when p.ValueKind = Text.Json.JsonValueKind.String && p.GetString() = "lru" -> Allocator.Lru
+                    | _ -> raise (FormatException "not a policy")
+                Some(New(int "capacity", policy))
+            | "allocate" -> Some Allocate
+            | "allocate_n" -> Some(AllocateN(int "n"))
+            | "free" -> Some(Free(ints "blocks"))
+            | "acquire" -> Some(Acquire(int "block"))
+            | "acquire_many" -> Some(AcquireMany(ints "blocks"))
+            | "register_block_hash" -> Some(RegisterBlockHash(int "block", hash "hash"))
+            | "try_acquire_by_hash" -> Some(TryAcquireByHash(hash "hash"))
+            | "ref_count" -> Some(RefCount(int "block"))
+            | "free_count" -> Some FreeCount
+            | "capacity" -> Some Capacity
+            | "peak_in_use" -> Some PeakInUse
+            | "hash_table_size" -> Some HashTableSize
+            | "block_hash" -> Some(BlockHash(hash "parent", tokens "tokens"))
+            | "block_hash_chain" -> Some(BlockHashChain(tokens "tokens", int "block_size"))
+            | "seq_new" -> Some(SeqNew(int "seq", int "block_size", int "max_blocks"))
+            | "seq_ensure_capacity" -> Some(SeqEnsureCapacity(int "seq", int "target_len"))
+            | "seq_set_len" -> Some(SeqSetLen(int "seq", int "len"))
+            | "seq_advance_len" -> Some(SeqAdvanceLen(int "seq", int "tokens"))
+            | "seq_sync" -> Some(SeqSync(int "seq"))
+            | "seq_release" -> Some(SeqRelease(int "seq"))
+            | _ -> None
+        with
+        | :? Collections.Generic.KeyNotFoundException
+        | :? InvalidOperationException
+        | :? FormatException
+        | :? OverflowException -> None
+
     /// Whether the op needs a device (sequence ops).
     let needsDevice (op: Op) =
         match op with

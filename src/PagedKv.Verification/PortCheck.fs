@@ -76,7 +76,13 @@ let private seqStateJson (s: Model.SeqSnapshot) =
     sprintf """{"blocks":%s,"len":%d,"device_table":%s,"device_len":%d,"bytes_written":%d}"""
         (ints s.Blocks) s.Len (ints s.DeviceTable) s.DeviceLen s.BytesWritten
 
-/// The model's state, as a port's `state` would show it.
+/// The model's allocator state, as a port's `state` answers it (the `ok` value).
+let describeAllocator (w: Model.World) = stateJson (Allocator.snapshot w.Alloc)
+
+/// A model sequence's state, as a port's `seq_state` answers it (the `ok` value).
+let describeSequence (s: Model.SeqSnapshot) = seqStateJson s
+
+/// The model's state, as a port's `state` and `seq_state` would show it.
 let describeWorld (w: Model.World) =
     let snap = Model.snapshot w
     let seqs = snap.Seqs |> List.map (fun (q, s) -> sprintf "\n    seq %d: %s" q (seqStateJson s))
