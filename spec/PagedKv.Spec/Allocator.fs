@@ -100,10 +100,16 @@ let private outOfRange s b = b < 0 || b >= s.Capacity
 /// The block of a batch that first asks too much: a block may occur `allowed b` times; of the
 /// blocks that occur more often, the one whose first excess occurrence comes earliest in the batch.
 let private firstOffender (allowed: Block -> int) (blocks: Block list) : Block option =
+    /// The batch position of b's occurrence number k (0-based).
+    let rec position b k i rest =
+        match rest with
+        | x :: tail when x = b -> if k = 0 then i else position b (k - 1) (i + 1) tail
+        | _ :: tail -> position b k (i + 1) tail
+        | [] -> failwith "fewer occurrences than counted"
     blocks
     |> List.countBy id
     |> List.filter (fun (b, n) -> n > allowed b)
-    |> List.map (fun (b, _) -> b, blocks |> List.indexed |> List.filter (snd >> (=) b) |> List.item (allowed b) |> fst)
+    |> List.map (fun (b, _) -> b, position b (allowed b) 0 blocks)
     |> List.sortBy snd
     |> List.tryHead
     |> Option.map fst

@@ -26,6 +26,9 @@ type AOp =
     | GFree of Pick list
     | GAcquire of Pick
     | GAcquireMany of (Pick * int) list
+    /// acquire_many of one block as often as brings its ref count to the limit, plus `offset`
+    /// (≤ 0: a bulk acquire that fits; > 0: one that overflows).
+    | GAcquireToLimit of Pick * offset: int
     | GRegister of Pick * hash: int
     | GTryAcquire of hash: int
     | GRefCount of Pick
@@ -87,6 +90,10 @@ module History =
         | GFree ps -> Free(List.map pick ps)
         | GAcquire p -> Acquire(pick p)
         | GAcquireMany ps -> AcquireMany(ps |> List.collect (fun (p, k) -> List.replicate k (pick p)))
+        | GAcquireToLimit(p, offset) ->
+            let b = pick p
+            let times = Limits.maxRefCount - Allocator.refCount w.Alloc b + offset
+            AcquireMany(List.replicate (max 1 times) b)
         | GRegister(p, h) -> RegisterBlockHash(pick p, hashAt h)
         | GTryAcquire h -> TryAcquireByHash(hashAt h)
         | GRefCount p -> RefCount(pick p)
@@ -124,7 +131,7 @@ module History =
         Gen.choose (0, 24)
         |> Gen.bind (fun n -> Gen.listOfLength n (Gen.frequency [ 3, Gen.choose (0, 50) |> Gen.map uint32; 1, Gen.choose64 (0L, int64 UInt32.MaxValue) |> Gen.map uint32 ]))
 
-    let genOp (capacity: int) : Gen<AOp> =
+    let private genOrdinaryOp (capacity: int) : Gen<AOp> =
         let pick = genPick capacity
         let hash = Gen.choose (0, hashPool.Length - 1)
         let bulk =
@@ -144,6 +151,13 @@ module History =
               2, Gen.zip hash genTokens |> Gen.map GBlockHash
               2, Gen.zip genTokens (Gen.frequency [ 90, Gen.choose (1, 8); 10, Gen.elements [ 0; -1; Limits.maxBlockSize; Limits.maxBlockSize + 1 ] ]) |> Gen.map GBlockHashChain
               1, Gen.frequency [ 3, genCapacity; 1, Gen.elements [ -1; Limits.maxCapacity + 1; Int32.MinValue ] ] |> Gen.map GNew ]
+
+    /// Allocator ops; one in 2,000 brings a block to the ref-count limit (or one past it): rare,
+    /// as each names a block some 65,535 times.
+    let genOp (capacity: int) : Gen<AOp> =
+        Gen.frequency
+            [ 1999, genOrdinaryOp capacity
+              1, Gen.zip (genPick capacity) (Gen.elements [ -1; 0; 0; 1 ]) |> Gen.map GAcquireToLimit ]
 
     /// Sequence ids: mostly 0–3 (so sequences are reused), sometimes out of range.
     let private genSeqId = Gen.frequency [ 97, Gen.choose (0, 2); 3, Gen.elements [ -1; Limits.maxSequenceId + 1; 3 ] ]
@@ -222,6 +236,7 @@ module History =
         | GAllocateN n -> shrinkInt n |> Seq.map GAllocateN
         | GFree ps -> Seq.append (removals ps) (ps |> Seq.mapi (fun i p -> shrinkPick p |> Seq.map (fun p' -> List.updateAt i p' ps)) |> Seq.concat) |> Seq.map GFree
         | GAcquire p -> shrinkPick p |> Seq.map GAcquire
+        | GAcquireToLimit(p, offset) -> Seq.append (Seq.singleton (GAcquire p)) (shrinkPick p |> Seq.map (fun p' -> GAcquireToLimit(p', offset)))
         | GAcquireMany ps ->
             let smaller = ps |> Seq.mapi (fun i (p, k) -> Seq.append (shrinkPick p |> Seq.map (fun p' -> p', k)) (shrinkInt k |> Seq.filter ((<) 0) |> Seq.map (fun k' -> p, k')) |> Seq.map (fun x -> List.updateAt i x ps)) |> Seq.concat
             Seq.append (removals ps) smaller |> Seq.map GAcquireMany

@@ -125,8 +125,17 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
                     | (false, null), Choice1Of2(false, null) -> Error Exhausted
                     | result, plan -> failwithf "TryPlanAllocation(%d) = %A but TryAllocateN gave %A" n plan result
                 | Free bs ->
-                    a.Free(ReadOnlySpan(Array.ofList bs))
-                    Ok Done
+                    let blocks = Array.ofList bs
+                    let fault (f: unit -> unit) = try f (); None with :? PagedKvException as e -> Some e
+                    // EnsureCanFree throws exactly what Free throws, and changes nothing.
+                    let refs () = blocks |> Array.map (fun b -> if b >= 0 && b < a.Capacity then a.RefCount b else -1)
+                    let refsBefore = refs ()
+                    let probe = fault (fun () -> a.EnsureCanFree(ReadOnlySpan blocks))
+                    if refs () <> refsBefore then failwith "EnsureCanFree changed a ref count"
+                    match probe, fault (fun () -> a.Free(ReadOnlySpan blocks)) with
+                    | None, None -> Ok Done
+                    | Some p, Some e when p.Fault = e.Fault && p.Value = e.Value && p.Message = e.Message -> raise e
+                    | p, e -> failwithf "EnsureCanFree threw %A but Free %A" (p |> Option.map (fun x -> x.Message)) (e |> Option.map (fun x -> x.Message))
                 | Acquire b ->
                     a.Acquire b
                     Ok Done

@@ -17,7 +17,7 @@ let requiredEvents =
       "allocate-with-soft-free"; "acquire-bulk" ]
 
 /// Runs a campaign of at least `budget` ops and requires: no divergence, the budget reached,
-/// ≥ 15 % invalid ops, and every one of `required` events generated. Prints the figures.
+/// ≥ 15 % invalid ops, and (at full size) every one of `required` events generated. Prints the figures.
 let checkCampaign (output: ITestOutputHelper) (name: string) makeSut arb (budget: int64) (required: string list) =
     let r = Campaign.run makeSut arb budget Settings.seed ignore
     output.WriteLine(
@@ -30,8 +30,10 @@ let checkCampaign (output: ITestOutputHelper) (name: string) makeSut arb (budget
     | None -> ()
     Assert.True(r.Totals.Ops >= budget)
     Assert.True(r.Totals.InvalidShare >= 0.15, sprintf "only %.1f%% invalid ops" (100.0 * r.Totals.InvalidShare))
-    let missing = required |> List.filter (fun e -> not (r.Totals.Events.ContainsKey e))
-    Assert.True(missing.IsEmpty, sprintf "events never generated: %A" missing)
+    // A full-size run must reach every event; a scaled-down one (the mutation gate's) need not.
+    if Settings.scale >= 1.0 then
+        let missing = required |> List.filter (fun e -> not (r.Totals.Events.ContainsKey e))
+        Assert.True(missing.IsEmpty, sprintf "events never generated: %A" missing)
 
 type Campaign(output: ITestOutputHelper) =
     [<Fact>]
@@ -39,6 +41,6 @@ type Campaign(output: ITestOutputHelper) =
         checkCampaign output "allocator" Differential.reference History.arb Settings.opBudget requiredEvents
 
 /// The same property as an FsCheck property: paste a reported "(seed,gamma)" into Replay here.
-[<Property(Arbitrary = [| typeof<HistoryArb> |], MaxTest = Campaign.BatchSize)>]
+[<Settings.ScaledProperty(Campaign.BatchSize, Arbitrary = [| typeof<HistoryArb> |])>]
 let ``reference implementation equals the spec (replayable property)`` (h: History) =
     Differential.property Differential.reference (Differential.Totals()) h

@@ -46,15 +46,15 @@ let ``every recorded vector is reproduced by the implementation and by the spec`
             Assert.Equal<uint64 list>(hashes, implChain ts size)
             Assert.Equal(Ok hashes, SipHash.blockHashChain ts size)
 
-[<Property(MaxTest = 300)>]
+[<Settings.ScaledProperty(300)>]
 let ``SipHash-1-3: implementation equals spec on every message length`` (bytes: byte[]) =
     BlockHasher.SipHash13(ReadOnlySpan bytes) = SipHash.sipHash13 (List.ofArray bytes)
 
-[<Property(MaxTest = 300)>]
+[<Settings.ScaledProperty(300)>]
 let ``block_hash: implementation equals spec`` (parent: uint64) (ts: uint32 list) =
     BlockHasher.BlockHash(parent, ReadOnlySpan(Array.ofList ts)) = SipHash.blockHash parent ts
 
-[<Property(MaxTest = 300)>]
+[<Settings.ScaledProperty(300)>]
 let ``block_hash_chain: implementation equals spec, full blocks only, each chained from the last`` (ts: uint32 list) (size: byte) =
     let size = int size % 9 + 1
     let chain = implChain ts size

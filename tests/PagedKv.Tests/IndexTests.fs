@@ -38,7 +38,7 @@ let private genBitmapCase =
         return size, ops
     }
 
-[<Property(MaxTest = 200)>]
+[<Settings.ScaledProperty(200)>]
 let ``SlotBitmap: Highest is the largest member after any adds and removes, at any size`` () =
     Prop.forAll (Arb.fromGen genBitmapCase) (fun (size, ops) ->
         let bitmap = SlotBitmap(size)
@@ -83,7 +83,7 @@ let private genKeys =
           1, Gen.constant (Array.init 600 (fun i -> uint64 i <<< 40))
           1, Gen.arrayOfLength 600 (Gen.choose64 (Int64.MinValue, Int64.MaxValue) |> Gen.map uint64) ]
 
-[<Property(MaxTest = 150)>]
+[<Settings.ScaledProperty(150)>]
 let ``HashIndex equals a dictionary under inserts, deletes and lookups, with keys built to collide`` () =
     let genCase =
         gen {
@@ -123,7 +123,7 @@ type PolicyOp =
     /// Plan n allocations.
     | Plan of n: int
 
-[<Property(MaxTest = 40)>]
+[<Settings.ScaledProperty(40)>]
 let ``both policies equal the spec's FreeOrder at large capacities`` () =
     let genCase =
         gen {
@@ -180,3 +180,19 @@ let ``both policies equal the spec's FreeOrder at large capacities`` () =
         ops |> List.forall (fun op -> stepOk op && impl.Count = order.Length)
         && List.ofSeq impl.Order = List.rev order
         && isNull (impl.Inconsistency(fun b -> hashed.Contains b)))
+
+[<Fact>]
+let ``HashIndex doubles exactly when an insert would pass 3/4 full, and keeps clustered keys apart`` () =
+    for keys in [ Array.init 3000 uint64; Array.init 3000 (fun i -> uint64 i <<< 32); Array.init 3000 (fun i -> UInt64.MaxValue - uint64 i) ] do
+        let index = HashIndex()
+        keys |> Array.iteri (fun i k ->
+            index.Add(k, i)
+            let n = i + 1
+            let expected = Seq.initInfinite (fun p -> 16 <<< p) |> Seq.find (fun slots -> 4 * n <= 3 * slots)
+            Assert.Equal(expected, index.Slots))
+        // Fibonacci hashing spreads runs of consecutive and of shifted keys: short probes.
+        Assert.True(index.LongestProbe() <= 8, sprintf "longest probe %d for %d clustered keys" (index.LongestProbe()) keys.Length)
+        for i in 0 .. 2 .. keys.Length - 1 do
+            index.Remove keys[i]
+        Assert.True(index.LongestProbe() <= 8)
+        Assert.Equal(1500, index.Count)

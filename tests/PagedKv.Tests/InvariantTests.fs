@@ -89,6 +89,8 @@ let ``hash-bijection: a table entry whose block has no hash`` () =
     let a = fresh ()
     (field "hasHash" a :?> bool[])[0] <- false
     violated AllocatorInvariants.HashBijection a
+    let e = Assert.Throws<InvariantViolationException>(fun () -> a.Validate())
+    Assert.Contains("hash 9 → block 0 but block → none", e.Message)
 
 [<Fact>]
 let ``hash-bijection: a block with a hash the table does not have`` () =
@@ -126,16 +128,20 @@ let ``peak-bounds: peak below use, and peak above capacity`` () =
 [<Fact>]
 let ``free-order-index: the stack's slot index, its unhashed-slot bitmap, and the bitmap's summary`` () =
     let lifo (a: BlockAllocator) = field "free" a
+    let message (a: BlockAllocator) = Assert.Throws<InvariantViolationException>(fun () -> a.Validate()).Message
+    // Free blocks 2, 3 sit in slots 1, 0 (block 3 at the bottom); both unhashed.
     let a = fresh ()
     (field "slotOf" (lifo a) :?> int[])[2] <- 0
     violated AllocatorInvariants.FreeOrderIndex a
-    // Free blocks 2, 3 sit in slots 1, 0 (block 3 at the bottom); both unhashed.
+    Assert.EndsWith("stack slot 1 holds block 2, whose index says slot 0", message a)
     let a = fresh ()
     (field "unhashed" (lifo a) :?> SlotBitmap).Remove 1
     violated AllocatorInvariants.FreeOrderIndex a
+    Assert.EndsWith("stack slot 1 is marked hashed or unused but holds block 2, hashed=False", message a)
     let a = fresh ()
     (field "unhashed" (lifo a) :?> SlotBitmap).Add 3
     violated AllocatorInvariants.FreeOrderIndex a
+    Assert.EndsWith("stack slot 3 is marked unhashed but holds nothing", message a)
 
 [<Fact>]
 let ``free-order-index: the queue's links`` () =
@@ -177,7 +183,21 @@ let ``each index reports its own corruption`` () =
     entries.SetValue(empty, at)
     entries.SetValue(entry, (at + 1) % entries.Length)
     Assert.Equal(sprintf "hash 9 in slot %d is cut off from its home slot by the empty slot %d" ((at + 1) % entries.Length) at, index.Inconsistency())
-    Assert.Throws<ArgumentOutOfRangeException>(fun () -> SlotBitmap(-1) |> ignore) |> ignore
+    Assert.Contains("negative size", Assert.Throws<ArgumentOutOfRangeException>(fun () -> SlotBitmap(-1) |> ignore).Message)
+    // The queue's tail names another block while the links and the count agree.
+    let lru = Lru()
+    (lru :> IFreeBlockPolicy).Reset 4
+    typeof<Lru>.GetField("tail", BindingFlags.NonPublic ||| BindingFlags.Instance).SetValue(lru, 2)
+    Assert.Equal("the queue from the head ends at 3 after 4 blocks; tail 2, count 4", (lru :> IFreeBlockPolicy).Inconsistency(fun _ -> false))
+    let count = typeof<Lru>.GetField("<Count>k__BackingField", BindingFlags.NonPublic ||| BindingFlags.Instance)
+    let lru = Lru()
+    (lru :> IFreeBlockPolicy).Reset 4
+    count.SetValue(lru, 5)
+    Assert.Equal("the queue from the head ends at 3 after 4 blocks; tail 3, count 5", (lru :> IFreeBlockPolicy).Inconsistency(fun _ -> false))
+    let index = HashIndex()
+    index.Add(1UL, 0)
+    typeof<HashIndex>.GetField("<Count>k__BackingField", BindingFlags.NonPublic ||| BindingFlags.Instance).SetValue(index, 2)
+    Assert.Equal("1 entries held but the count says 2", index.Inconsistency())
 
 [<Fact>]
 let ``a valid allocator passes at every capacity edge`` () =

@@ -109,7 +109,7 @@ let private undocumented (reply: string) =
         | PortReply.Err kind when not (documentedKinds.Contains kind) -> Some("undocumented error kind " + kind)
         | _ -> None
 
-[<Property(MaxTest = 3000)>]
+[<Settings.ScaledProperty(3000)>]
 let ``a mutated request gets one documented reply, and a failed one changes nothing`` () =
     let genCase = Gen.zip (Gen.elements templates) (Gen.frequency [ 3, Gen.listOfLength 1 genMutation; 1, Gen.listOfLength 2 genMutation ])
     Prop.forAll (Arb.fromGen genCase) (fun (template, mutations) ->

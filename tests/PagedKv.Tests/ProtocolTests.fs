@@ -83,7 +83,7 @@ let ``a recorded history replays with identical outs, through the protocol and t
 /// Random histories over an allocator and sequences (on the CPU accelerator), rendered as
 /// protocol lines, give exactly the spec's responses; `state` and every `seq_state` report
 /// exactly the spec's state after every line.
-[<Property(MaxTest = 60)>]
+[<Settings.ScaledProperty(60)>]
 let ``protocol responses equal the spec's on random histories`` () =
     Prop.forAll History.arbWithSequences (fun h ->
         use session = new ReplaySession()

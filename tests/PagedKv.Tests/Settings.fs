@@ -19,3 +19,9 @@ let seed =
 
 /// The recorded vectors (tests/vectors/, vendored from the original; copied beside the test assembly).
 let vectorsDir = IO.Path.Combine(AppContext.BaseDirectory, "vectors")
+
+/// An FsCheck property whose number of cases scales with PAGEDKV_SCALE (at least 5), so that
+/// the mutation gate's scaled-down runs are scaled down everywhere.
+type ScaledPropertyAttribute(maxTest: int) as this =
+    inherit FsCheck.Xunit.PropertyAttribute()
+    do this.MaxTest <- max 5 (int (float maxTest * scale))

@@ -25,6 +25,25 @@ public sealed class HashIndex
     /// <summary>Number of hashes held.</summary>
     public int Count { get; private set; }
 
+    /// <summary>The table's size: a power of two, at least 16, at most 3/4 full.</summary>
+    public int Slots => entries.Length;
+
+    /// <summary>The longest distance of an entry from its home slot: how clustered the table is
+    /// (a lookup probes at most this many slots past the home slot).</summary>
+    public int LongestProbe()
+    {
+        int mask = entries.Length - 1;
+        int longest = 0;
+        for (int slot = 0; slot < entries.Length; slot++)
+        {
+            if (entries[slot].BlockPlusOne != 0)
+            {
+                longest = Math.Max(longest, (slot - Home(entries[slot].Hash)) & mask);
+            }
+        }
+        return longest;
+    }
+
     /// <summary>The block holding <paramref name="hash"/>, if any.</summary>
     public bool TryGet(ulong hash, out int block)
     {
