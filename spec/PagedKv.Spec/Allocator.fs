@@ -3,13 +3,14 @@
 /// State: capacity; the free list, held top first (its head is the block allocate takes when no
 /// preference applies; `snapshot` and the protocol show it bottom → top); a ref count per block
 /// (0 = free); the hash table hash → block (block → hash is its inverse); peak = most blocks ever
-/// in use; the free-order policy.
+/// in use; a generation per block (how often allocate handed it out: its content overwritten);
+/// the free-order policy.
 ///
 /// - create policy c: every block free, ref 0, no hashes; free list 0, 1, …, c−1 from the top, so
 ///   allocations on a fresh allocator yield 0, 1, 2, … under either policy.
 /// - allocate: the policy chooses a free entry (FreeOrder.choose) and removes it
 ///   (FreeOrder.remove); its stale hash is dropped (its content is about to be overwritten);
-///   ref = 1; peak = max(peak, in use). Exhausted when nothing is free.
+///   ref = 1; its generation + 1; peak = max(peak, in use). Exhausted when nothing is free.
 /// - allocateN n: Exhausted (nothing taken) when fewer than n are free; else n × allocate.
 /// - free bs: for each b in order, ref − 1; at 0, b goes back to the free list where the policy
 ///   puts it (FreeOrder.release), keeping its hash (soft-free).
@@ -43,7 +44,9 @@ type State =
       FreeList: Block list
       RefCounts: Map<Block, int>
       HashToBlock: Map<Hash, Block>
-      PeakInUse: int }
+      PeakInUse: int
+      /// Times each block was handed out by an allocation (absent: 0).
+      Generations: Map<Block, uint32> }
 
 /// Each policy's free order, in a few pure lines, on the free list held top first (index 0 =
 /// top; for Lru the top is the head of the queue and the last entry its tail).
@@ -82,6 +85,7 @@ module FreeOrder =
 let refCount (s: State) (b: Block) = Map.tryFind b s.RefCounts |> Option.defaultValue 0
 let freeCount (s: State) = s.FreeList.Length
 let inUse (s: State) = s.Capacity - freeCount s
+let generation (s: State) (b: Block) = Map.tryFind b s.Generations |> Option.defaultValue 0u
 let hashOf (s: State) (b: Block) = s.HashToBlock |> Map.tryFindKey (fun _ holder -> holder = b)
 let private hashed (s: State) (b: Block) = (hashOf s b).IsSome
 
@@ -118,12 +122,14 @@ let create (policy: Policy) (capacity: int) : Result<State, Fault> =
     if capacity < 0 || capacity > Limits.maxCapacity then
         Error(CapacityOutOfRange capacity)
     else
-        Ok { Policy = policy; Capacity = capacity; FreeList = [ 0 .. capacity - 1 ]; RefCounts = Map.empty; HashToBlock = Map.empty; PeakInUse = 0 }
+        Ok { Policy = policy; Capacity = capacity; FreeList = [ 0 .. capacity - 1 ]; RefCounts = Map.empty; HashToBlock = Map.empty; PeakInUse = 0; Generations = Map.empty }
 
-/// Take the free entry at index i for a new owner: off the free list, stale hash dropped, ref 1.
+/// Take the free entry at index i for a new owner: off the free list, stale hash dropped, ref 1,
+/// next generation.
 let private takeAt i s =
     let b = List.item i s.FreeList
-    b, { s with FreeList = FreeOrder.remove s.Policy i s.FreeList } |> dropHash b |> withRef b 1
+    let s' = { s with FreeList = FreeOrder.remove s.Policy i s.FreeList; Generations = Map.add b (generation s b + 1u) s.Generations }
+    b, s' |> dropHash b |> withRef b 1
 
 /// allocate's choice. Precondition: the free list is not empty.
 let private take s = takeAt (FreeOrder.choose s.Policy (hashed s) s.FreeList) s
@@ -210,14 +216,17 @@ type Snapshot =
       FreeList: Block list
       RefCounts: int list
       HashTable: (Hash * Block) list
-      PeakInUse: int }
+      PeakInUse: int
+      /// By block id. Not in the protocol's `state`.
+      Generations: uint32 list }
 
 let snapshot (s: State) : Snapshot =
     { Capacity = s.Capacity
       FreeList = List.rev s.FreeList
       RefCounts = List.init s.Capacity (refCount s)
       HashTable = Map.toList s.HashToBlock
-      PeakInUse = s.PeakInUse }
+      PeakInUse = s.PeakInUse
+      Generations = List.init s.Capacity (generation s) }
 
 /// The invariants (names as in src/PagedKv/Allocation/BlockAllocator.Invariants.cs) that fail on s.
 /// (RefCounts holds exactly the blocks with references: withRef removes a block at 0.)

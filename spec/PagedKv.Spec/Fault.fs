@@ -15,6 +15,7 @@ type Fault =
     | LengthOutOfRange of length: int
     | UnknownSequence of seq: int
     | SequenceExists of seq: int
+    | RequestBlockLost of block: int
 
 type ErrorKind =
     | InvalidArgument
@@ -27,7 +28,8 @@ module Fault =
         | AcquireOfFreeBlock _
         | RegisterOnFreeBlock _
         | RefCountOverflow _
-        | SequenceExists _ -> InvalidState
+        | SequenceExists _
+        | RequestBlockLost _ -> InvalidState
         | _ -> InvalidArgument
 
 /// An operation's result: a value, an expected refusal — Exhausted (the pool has too few free

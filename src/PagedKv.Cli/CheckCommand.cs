@@ -15,7 +15,7 @@ namespace PagedKv.Cli;
 internal static class CheckCommand
 {
     public sealed record Settings(
-        string Impl, long Ops, ulong? Seed, int? StateEvery, bool ValidOnly, string Profile, bool Seq,
+        string Impl, long Ops, ulong? Seed, int? StateEvery, bool ValidOnly, string Profile, bool Seq, bool Req,
         int TimeoutMs, string Repro, int Window);
 
     public static int Run(Settings s)
@@ -39,6 +39,10 @@ internal static class CheckCommand
         {
             return Usage("--ops, --timeout-ms and --window must be at least 1, --state-every at least 0");
         }
+        if (s.Req && profile.IsAny)
+        {
+            return Usage("--req needs an exact profile (lifo or lru): a prefix cache's block ids are part of its replies");
+        }
 
         using var port = new PortProcess(s.Impl);
         var hello = PortCheck.hello(port, s.TimeoutMs);
@@ -58,6 +62,10 @@ internal static class CheckCommand
             {
                 return Usage($"--seq: the port's features [{string.Join(", ", said.Features)}] do not include seq");
             }
+            if (s.Req && said.Features.Length > 0 && !said.Features.Contains("req"))
+            {
+                return Usage($"--req: the port's features [{string.Join(", ", said.Features)}] do not include req");
+            }
             if (s.StateEvery is null && said.Features.Length > 0 && !said.Features.Contains("state"))
             {
                 stateEvery = 0;
@@ -69,10 +77,10 @@ internal static class CheckCommand
             AnsiConsole.MarkupLine("port: does not know hello (bad_request); the flags decide");
         }
 
-        var options = new PortCheck.Options(profile, stateEvery, s.ValidOnly, s.Seq, s.TimeoutMs, s.Window);
+        var options = new PortCheck.Options(profile, stateEvery, s.ValidOnly, s.Seq, s.Req, s.TimeoutMs, s.Window);
         ulong seed = s.Seed ?? (ulong)Random.Shared.NextInt64();
-        var arb = PortCheck.arbitrary(profile, s.Seq);
-        AnsiConsole.MarkupLine($"[bold]check[/] [cyan]{Markup.Escape(s.Impl)}[/]: profile {s.Profile}{(s.ValidOnly ? ", valid only" : "")}{(s.Seq ? ", with sequences" : "")}, state every {stateEvery} ops, seed [cyan]{seed}[/]");
+        var arb = PortCheck.arbitrary(profile, s.Seq, s.Req);
+        AnsiConsole.MarkupLine($"[bold]check[/] [cyan]{Markup.Escape(s.Impl)}[/]: profile {s.Profile}{(s.ValidOnly ? ", valid only" : "")}{(s.Seq ? ", with sequences" : "")}{(s.Req ? ", prefix-cache requests" : "")}, state every {stateEvery} ops, seed [cyan]{seed}[/]");
 
         Campaign.Result? result = null;
         AnsiConsole.Progress()

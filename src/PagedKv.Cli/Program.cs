@@ -29,16 +29,17 @@ var stateEvery = new Option<int?>("--state-every") { Description = "Compare the 
 var validOnly = new Option<bool>("--valid-only") { Description = "Only histories on which the original is defined (none of docs/divergences.md)." };
 var profile = new Option<string>("--profile") { Description = "lifo (the original's block ids), lru, or any (any free block on allocate).", DefaultValueFactory = _ => "lifo" };
 var withSeq = new Option<bool>("--seq") { Description = "Sequence ops (seq_*) too." };
+var withReq = new Option<bool>("--req") { Description = "Prefix-cache histories (prefix_new, req_*): admission, reuse, refusals, preemption." };
 var timeoutMs = new Option<int>("--timeout-ms") { Description = "Longest wait for one reply.", DefaultValueFactory = _ => 5000 };
 var repro = new Option<string>("--repro") { Description = "Where the minimal diverging history is written (request lines).", DefaultValueFactory = _ => "check-repro.jsonl" };
 var window = new Option<int>("--window") { Description = "Requests in flight at most.", DefaultValueFactory = _ => 256 };
 var check = new Command("check", "Check a port against the spec: generated histories over the replay protocol, shrunk to a minimal divergence.")
 {
-    impl, checkOps, checkSeed, stateEvery, validOnly, profile, withSeq, timeoutMs, repro, window,
+    impl, checkOps, checkSeed, stateEvery, validOnly, profile, withSeq, withReq, timeoutMs, repro, window,
 };
 check.SetAction(parse => CheckCommand.Run(new CheckCommand.Settings(
     parse.GetValue(impl)!, parse.GetValue(checkOps), parse.GetValue(checkSeed), parse.GetValue(stateEvery), parse.GetValue(validOnly),
-    parse.GetValue(profile)!, parse.GetValue(withSeq), parse.GetValue(timeoutMs), parse.GetValue(repro)!, parse.GetValue(window))));
+    parse.GetValue(profile)!, parse.GetValue(withSeq), parse.GetValue(withReq), parse.GetValue(timeoutMs), parse.GetValue(repro)!, parse.GetValue(window))));
 
 var benchAccelerator = new Option<string>("--accelerator") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cuda" };
 var poolMib = new Option<int>("--pool-mib") { Description = "Pool size in MiB.", DefaultValueFactory = _ => 1024 };
@@ -61,8 +62,29 @@ var allocatorBench = new Command("bench", "Time an allocator workload: one JSON 
 };
 allocatorBench.SetAction(parse => PagedKv.Cli.Bench.BenchCommand.Run(parse.GetValue(workload)!, parse.GetValue(size)!, parse.GetValue(benchPolicy)!));
 
+var simBlocks = new Option<string>("--blocks") { Description = "Pool size in blocks, or a sweep: 256,512,1024.", DefaultValueFactory = _ => "256,512,1024,2048,4096" };
+var simBlockSize = new Option<int>("--block-size") { Description = "Tokens per block.", DefaultValueFactory = _ => 16 };
+var simPolicy = new Option<string>("--policy") { Description = "lifo, lru or all.", DefaultValueFactory = _ => "all" };
+var simRequests = new Option<int>("--requests") { Description = "Synthetic requests.", DefaultValueFactory = _ => 2000 };
+var simTenants = new Option<int>("--tenants") { Description = "Synthetic tenants (they share 3 system prompts).", DefaultValueFactory = _ => 4 };
+var simRate = new Option<double>("--rate") { Description = "Synthetic arrivals per second (Poisson).", DefaultValueFactory = _ => 20 };
+var simSeed = new Option<ulong?>("--seed") { Description = "Workload seed (random when absent; printed either way)." };
+var noSalt = new Option<bool>("--no-salt") { Description = "Tenants share the cache (no per-tenant salt)." };
+var simTrace = new Option<string?>("--trace") { Description = "JSONL arrivals {\"t\":s,\"tenant\":\"…\",\"tokens\":[…],\"output_len\":n} instead of the synthetic workload." };
+var plot = new Option<string?>("--plot") { Description = "Write a chart of hit rate against pool size per policy (SVG)." };
+var json = new Option<bool>("--json") { Description = "One JSON object per (policy, pool size) instead of the table." };
+var simMaxBlocks = new Option<int>("--max-blocks-per-seq") { Description = "Longest block table of one request.", DefaultValueFactory = _ => 4096 };
+var simulate = new Command("simulate", "Size a pool and pick a policy: a serving workload through the prefix cache, per policy and pool size.")
+{
+    simBlocks, simBlockSize, simPolicy, simRequests, simTenants, simRate, simSeed, noSalt, simTrace, plot, json, simMaxBlocks,
+};
+simulate.SetAction(parse => PagedKv.Cli.Simulate.SimulateCommand.Run(new PagedKv.Cli.Simulate.SimulateCommand.Settings(
+    parse.GetValue(simBlocks)!, parse.GetValue(simBlockSize), parse.GetValue(simPolicy)!, parse.GetValue(simRequests), parse.GetValue(simTenants),
+    parse.GetValue(simRate), parse.GetValue(simSeed), parse.GetValue(noSalt), parse.GetValue(simTrace), parse.GetValue(plot), parse.GetValue(json),
+    parse.GetValue(simMaxBlocks))));
+
 var root = new RootCommand("PagedKv.Verified: the verified reference paged KV-cache block allocator.")
 {
-    verify, replay, check, allocatorBench, bench,
+    verify, replay, check, simulate, allocatorBench, bench,
 };
 return root.Parse(args).Invoke();

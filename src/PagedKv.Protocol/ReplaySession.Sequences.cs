@@ -12,7 +12,11 @@ public sealed partial class ReplaySession : IDisposable
 {
     private readonly SortedDictionary<int, (PagedSeqState State, SeamCopies Seam)> sequences = new();
 
-    public void Dispose() => DropSequences();
+    public void Dispose()
+    {
+        DropSequences();
+        DropPrefix();
+    }
 
     private void AddSequenceOps(Dictionary<string, Handler> ops)
     {

@@ -66,6 +66,7 @@ public sealed partial class ReplaySession
             ["fail_next_copy"] = new([new("copy", FieldType.Integer)], false, FailNextCopy),
         };
         AddSequenceOps(handlers);
+        AddPrefixOps(handlers);
     }
 
     /// <summary>Answers one request line; never throws for any line.</summary>
@@ -158,7 +159,7 @@ public sealed partial class ReplaySession
         w.WriteStringValue("any");
         w.WriteEndArray();
         w.WriteStartArray("features");
-        foreach (string feature in new[] { "state", "hash", "seq", "device_faults" })
+        foreach (string feature in new[] { "state", "hash", "seq", "device_faults", "req" })
         {
             w.WriteStringValue(feature);
         }
@@ -177,6 +178,7 @@ public sealed partial class ReplaySession
         }
         allocator = new BlockAllocator((int)capacity.Value, policy);
         DropSequences();
+        DropPrefix();
         return null;
     }
 

@@ -25,6 +25,9 @@ public enum FieldType
 
     /// <summary>Optional: "lifo" or "lru" (a free-order policy).</summary>
     OptionalPolicy,
+
+    /// <summary>Optional: an integer literal.</summary>
+    OptionalInteger,
 }
 
 /// <summary>One field an op takes.</summary>
@@ -110,7 +113,7 @@ public sealed class Request
         {
             if (!root.TryGetProperty(name, out var value))
             {
-                if (type == FieldType.OptionalPolicy)
+                if (type is FieldType.OptionalPolicy or FieldType.OptionalInteger)
                 {
                     continue;
                 }
@@ -118,7 +121,7 @@ public sealed class Request
             }
             values[name] = type switch
             {
-                FieldType.Integer => AsInteger(value, name),
+                FieldType.Integer or FieldType.OptionalInteger => AsInteger(value, name),
                 FieldType.Integers => AsIntegers(value, name),
                 FieldType.Tokens => AsTokens(value, name),
                 FieldType.Hash => AsHash(value, name),
@@ -128,6 +131,9 @@ public sealed class Request
     }
 
     public Integer Integer(string name) => (Integer)values[name];
+
+    /// <summary>An optional integer field, or null when absent.</summary>
+    public Integer? OptionalInteger(string name) => values.TryGetValue(name, out var value) ? (Integer)value : null;
 
     public Integer[] Integers(string name) => (Integer[])values[name];
 

@@ -56,9 +56,49 @@ let classify (w: Model.World) (op: Op) (outcome: Outcome<Reply>) =
     | Ok _, AcquireMany bs when bs.Length >= Limits.maxRefCount - 1 -> "acquire-bulk"
     | Ok _, SeqEnsureCapacity(q, t) when (w.Seqs[q].Blocks.Length * w.Seqs[q].BlockSize) < t -> "seq-grow"
     | Ok _, SeqRelease q when not w.Seqs[q].Blocks.IsEmpty -> "seq-release-blocks"
+    | Ok(Admission(true, computed, _, _)), _ when computed > 0 -> "req-hit"
+    | Ok(Admission(true, _, _, _)), _ -> "req-admit-cold"
+    | Ok(Admission(false, _, _, _)), _ -> "req-refused"
+    | Ok(Appending(false, _)), _ -> "req-append-refused"
     | Ok _, _ -> opName op
 
 let private describe (o: Outcome<Reply>) = Op.outcomeJson o
+
+/// Whether the model can run op: a prefix-cache op needs a cache (a shrunk history may have lost
+/// its prefix_new; such ops are skipped, as the protocol would answer them bad_request).
+let runnable (w: Model.World) (op: Op) =
+    match op with
+    | ReqAdmit _ | ReqAppend _ | ReqFinish _ | ReqPreempt _ -> w.Prefix.IsSome
+    | _ -> true
+
+/// An oracle for the prefix cache that knows nothing of its records: what content (salt and the
+/// whole token prefix) each block was filled with, as requests append; every block an admission
+/// reuses must hold exactly the request's salt and prompt prefix.
+type ReuseOracle() =
+    let content = Dictionary<int, uint64 * uint32 list>()
+    member val Checked = 0 with get, set
+
+    /// After a successful op: why it reused a block wrongly, if it did.
+    member this.Observe(before: Model.World, op: Op, reply: Reply, after: Model.World) : string option =
+        match op, reply, after.Prefix with
+        | ReqAdmit(q, prompt, salt), Admission(true, computed, _, blocks), Some c ->
+            [ 0 .. computed / c.BlockSize - 1 ]
+            |> List.tryPick (fun i ->
+                this.Checked <- this.Checked + 1
+                let expected = salt, List.take ((i + 1) * c.BlockSize) prompt
+                match content.TryGetValue blocks[i] with
+                | true, held when held = expected -> None
+                | true, (heldSalt, _) when heldSalt <> salt ->
+                    Some(sprintf "cross-salt reuse: block %d (position %d) holds salt %d's content, reused under salt %d" blocks[i] i heldSalt salt)
+                | true, (_, held) -> Some(sprintf "wrong reuse: block %d (position %d) holds %A, reused for %A" blocks[i] i held (snd expected))
+                | false, _ -> Some(sprintf "wrong reuse: block %d (position %d) was never filled, reused for %A" blocks[i] i (snd expected)))
+        | ReqAppend(q, _), Appending(true, _), Some c ->
+            let r = c.Requests[q]
+            let fullBefore = before.Prefix.Value.Requests[q].Tokens.Length / c.BlockSize
+            for i in fullBefore .. r.Tokens.Length / c.BlockSize - 1 do
+                content[r.Seq.Blocks[i]] <- (r.Salt, List.take ((i + 1) * c.BlockSize) r.Tokens)
+            None
+        | _ -> None
 
 /// Runs history h; the first divergence ends the run and is reported.
 let run (makeSut: MakeSut) (h: History) : RunResult =
@@ -90,12 +130,14 @@ let run (makeSut: MakeSut) (h: History) : RunResult =
                         try sut.Validate() with e -> fail step (sprintf "Validate() threw: %s" e.Message)
                     | broken -> fail step (sprintf "the spec broke its own invariants %A" broken)
         checkState 0 None
+        let oracle = ReuseOracle()
         let mutable step = 0
         let mutable rest = h.Ops
         while failure.IsNone && not rest.IsEmpty do
+          let op, faultAt = History.resolveWithFault model rest.Head
+          rest <- rest.Tail
+          if runnable model op then
             step <- step + 1
-            let op, faultAt = History.resolveWithFault model rest.Head
-            rest <- rest.Tail
             ran.Add((op, faultAt))
             let expected, model' = Model.step op model
             let before = match expected, faultAt with | Ok _, None -> None | _ -> Some(sut.Snapshot())
@@ -118,8 +160,23 @@ let run (makeSut: MakeSut) (h: History) : RunResult =
                 match expected with
                 | Error(Fault _) -> invalid <- invalid + 1
                 | _ -> ()
+                match model.Prefix, model'.Prefix with
+                | Some c, Some c' when c'.Stats.Collisions > c.Stats.Collisions -> count "req-collision-met"
+                | _ -> ()
+                match expected with
+                | Ok reply ->
+                    match oracle.Observe(model, op, reply, model') with
+                    | Some wrong -> fail step wrong
+                    | None -> ()
+                | Error _ -> ()
                 model <- model'
-                checkState step (match expected with Error _ -> before | Ok _ -> None)
+                if failure.IsNone then checkState step (match expected with Error _ -> before | Ok _ -> None)
+        if oracle.Checked > 0 then events["reuse-checked"] <- oracle.Checked
+        match model.Prefix with
+        | Some c ->
+            events["prefix-lookups"] <- int c.Stats.Lookups
+            events["prefix-collisions"] <- int c.Stats.Collisions
+        | None -> ()
         { Ops = step
           Invalid = invalid
           Events = events |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq

@@ -44,6 +44,15 @@ type AOp =
     | GSeqAdvance of q: int * tokens: int
     | GSeqSync of q: int
     | GSeqRelease of q: int
+    | GPrefixNew of blockSize: int * maxBlocks: int * collide: int
+    /// req_admit of request q: turn `turn` of conversation `conv` of `tenant`, after system
+    /// prompt `system` (shared by tenants); salted with the tenant (or unsalted).
+    | GAdmit of q: int * tenant: int * system: int * conv: int * turn: int * salted: bool
+    /// req_append of request q: the next n tokens of its script (its prompt, then its reply);
+    /// n < 0: the rest of its prompt.
+    | GAppend of q: int * n: int
+    | GFinish of q: int
+    | GPreempt of q: int
     /// The op with its k-th device copy made to fail.
     | GFaulty of AOp * copy: int
 
@@ -73,6 +82,18 @@ module History =
             match Map.tryFind q w.Seqs with
             | Some seq when not seq.Blocks.IsEmpty -> nth seq.Blocks i i
             | _ -> nth (live ()) i i
+
+    /// Request ids 0–7: q ∈ [0, 7] picks the q-th admitted request (modulo their number); any other
+    /// q is taken as it is (an id not in use, or out of range).
+    let private liveRequest (w: Model.World) (q: int) =
+        let live = w.Prefix |> Option.map (fun c -> List.ofSeq c.Requests.Keys) |> Option.defaultValue []
+        if q >= 0 && q <= 7 && not live.IsEmpty then nth live q q else q
+
+    /// q ∈ [0, 7] picks the q-th id in 0–7 not in use (modulo their number); any other q as it is.
+    let private freeRequest (w: Model.World) (q: int) =
+        let inUse = w.Prefix |> Option.map (fun c -> c.Requests) |> Option.defaultValue Map.empty
+        let free = [ for i in 0..7 do if not (inUse.ContainsKey i) then i ]
+        if q >= 0 && q <= 7 && not free.IsEmpty then nth free q q else q
 
     /// The concrete op an abstract op stands for in world w, and the device copy to fail, if any.
     let rec resolveWithFault (w: Model.World) (op: AOp) : Op * int option =
@@ -111,6 +132,19 @@ module History =
         | GSeqAdvance(q, k) -> SeqAdvanceLen(q, k)
         | GSeqSync q -> SeqSync q
         | GSeqRelease q -> SeqRelease q
+        | GPrefixNew(bs, mb, k) -> PrefixNew(bs, mb, k)
+        | GAdmit(q, tenant, system, conv, turn, salted) ->
+            let blockSize = w.Prefix |> Option.map (fun c -> c.BlockSize) |> Option.defaultValue 4
+            ReqAdmit(freeRequest w q, Serving.prompt blockSize system conv turn, if salted then Serving.salt tenant else 0UL)
+        | GAppend(q, n) ->
+            let q = liveRequest w q
+            let script = w.Prompts.TryFind q |> Option.map Serving.script |> Option.defaultValue []
+            let computed = w.Prefix |> Option.bind (fun c -> c.Requests.TryFind q) |> Option.map (fun r -> r.Tokens.Length) |> Option.defaultValue 0
+            let promptLength = w.Prompts.TryFind q |> Option.map List.length |> Option.defaultValue 0
+            let n = if n < 0 then max 1 (promptLength - computed) else n
+            ReqAppend(q, List.init n (fun i -> Serving.tokenAt script (computed + i)))
+        | GFinish q -> ReqFinish(liveRequest w q)
+        | GPreempt q -> ReqPreempt(liveRequest w q)
         | GFaulty(inner, _) -> resolve w inner
 
     let private genPick (capacity: int) =
@@ -220,6 +254,49 @@ module History =
 
     let genWithSequences: Gen<History> = genWithSequencesOf genPolicy
 
+    /// Request picks: mostly 0–7 (resolved to a live or a free id), sometimes an id not in use or out of range.
+    let private genRequestId = Gen.frequency [ 95, Gen.choose (0, 7); 5, Gen.elements [ -1; 8; Limits.maxSequenceId + 1 ] ]
+
+    /// Serving ops on a prefix cache: tenants sharing system prompts, multi-turn conversations that
+    /// resend their history, prefill and decode as appends, finishes and preemptions, sometimes a
+    /// device copy made to fail.
+    let genRequestOp: Gen<AOp> =
+        let q = genRequestId
+        let admit =
+            GenBuilder.gen {
+                let! q = q
+                let! tenant = Gen.choose (0, 2)
+                let! system = Gen.choose (0, 1)
+                let! conv = Gen.choose (0, 3)
+                let! turn = Gen.frequency [ 95, Gen.choose (0, 3); 5, Gen.elements [ -1; 40 ] ]
+                let! salted = Gen.frequency [ 9, Gen.constant true; 1, Gen.constant false ]
+                return GAdmit(q, tenant, system, conv, turn, salted)
+            }
+        let op =
+            Gen.frequency
+                [ 30, admit
+                  30, Gen.zip q (Gen.frequency [ 1, Gen.constant -1; 1, Gen.choose (1, 3) ]) |> Gen.map GAppend
+                  12, q |> Gen.map GFinish
+                  6, q |> Gen.map GPreempt ]
+        Gen.frequency [ 92, op; 8, Gen.zip op (Gen.choose (0, 1)) |> Gen.map GFaulty ]
+
+    /// One allocator (policy drawn by `policy`) and a prefix cache over it (sometimes with hashes
+    /// reduced to a few values, so that lookups meet collisions), serving requests; allocator ops
+    /// interleaved.
+    let genWithRequestsOf (policy: Gen<Allocator.Policy>) : Gen<History> =
+        GenBuilder.gen {
+            let! policy = policy
+            let! capacity = Gen.frequency [ 8, Gen.choose (8, 64); 2, Gen.choose (65, 160) ]
+            let! blockSize = Gen.choose (1, 4)
+            let! maxBlocks = Gen.choose (4, 32)
+            let! collide = Gen.frequency [ 7, Gen.constant 0; 3, Gen.elements [ 1; 2; 4 ] ]
+            let! length = Gen.choose (1, 200)
+            let! ops = Gen.listOfLength length (Gen.frequency [ 85, genRequestOp; 15, genOrdinaryOp capacity |> Gen.filter (function GNew _ -> false | _ -> true) ])
+            return { Capacity = capacity; Policy = policy; Ops = GPrefixNew(blockSize, maxBlocks, collide) :: ops }
+        }
+
+    let genWithRequests: Gen<History> = genWithRequestsOf genPolicy
+
     let private shrinkInt (n: int) = seq { if n <> 0 then yield 0; if abs n > 1 then yield n / 2 }
 
     let private shrinkPick p =
@@ -253,7 +330,14 @@ module History =
         | GFaulty(inner, k) -> Seq.append (Seq.singleton inner) (shrinkOp inner |> Seq.map (fun i -> GFaulty(i, k)))
         | GBlockHash(p, ts) -> Seq.append (removals ts |> Seq.map (fun ts' -> GBlockHash(p, ts'))) (shrinkInt p |> Seq.map (fun p' -> GBlockHash(p', ts)))
         | GBlockHashChain(ts, bs) -> Seq.append (removals ts |> Seq.map (fun ts' -> GBlockHashChain(ts', bs))) (shrinkInt bs |> Seq.map (fun bs' -> GBlockHashChain(ts, bs')))
-        | GAllocate | GQuery _ | GSeqSync _ | GSeqRelease _ -> Seq.empty
+        | GPrefixNew(bs, mb, k) ->
+            Seq.append (shrinkInt k |> Seq.map (fun k' -> GPrefixNew(bs, mb, k'))) (shrinkInt bs |> Seq.filter ((<) 0) |> Seq.map (fun bs' -> GPrefixNew(bs', mb, k)))
+        | GAdmit(q, tenant, system, conv, turn, salted) ->
+            seq { for turn' in shrinkInt turn -> GAdmit(q, tenant, system, conv, turn', salted)
+                  for tenant' in shrinkInt tenant -> GAdmit(q, tenant', system, conv, turn, salted)
+                  for conv' in shrinkInt conv -> GAdmit(q, tenant, system, conv', turn, salted) }
+        | GAppend(q, n) -> shrinkInt n |> Seq.filter ((<>) 0) |> Seq.map (fun n' -> GAppend(q, n'))
+        | GAllocate | GQuery _ | GSeqSync _ | GSeqRelease _ | GFinish _ | GPreempt _ -> Seq.empty
 
     /// How many blocks an allocation op takes, if it is one.
     let private allocates op =
@@ -301,6 +385,8 @@ module History =
     let arbFor (policy: Allocator.Policy) : Arbitrary<History> = Arb.fromGenShrink (genFor policy, shrink)
 
     let arbWithSequences: Arbitrary<History> = Arb.fromGenShrink (genWithSequences, shrink)
+
+    let arbWithRequests: Arbitrary<History> = Arb.fromGenShrink (genWithRequests, shrink)
 
 type HistoryArb =
     static member History() = History.arb

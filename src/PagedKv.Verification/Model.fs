@@ -1,14 +1,18 @@
-/// Runs a concrete Op on the spec: one allocator and the sequences that draw on it.
+/// Runs a concrete Op on the spec: one allocator, the sequences that draw on it, and a prefix
+/// cache over it.
 module PagedKv.Verification.Model
 
 open PagedKv.Spec
 
-/// Everything a replay session holds: the allocator and the sequences by id.
+/// Everything a replay session holds: the allocator, the sequences by id, the prefix cache; and,
+/// for the history generator, each admitted request's prompt (harness state, not the spec's).
 type World =
     { Alloc: Allocator.State
-      Seqs: Map<int, Sequence.State> }
+      Seqs: Map<int, Sequence.State>
+      Prefix: PrefixCache.State option
+      Prompts: Map<int, uint32 list> }
 
-let world (alloc: Allocator.State) = { Alloc = alloc; Seqs = Map.empty }
+let world (alloc: Allocator.State) = { Alloc = alloc; Seqs = Map.empty; Prefix = None; Prompts = Map.empty }
 
 let private onAlloc f (w: World) =
     let outcome, alloc = f w.Alloc
@@ -22,9 +26,17 @@ let private onSeq q (f: Allocator.State * Sequence.State -> Outcome<unit> * (All
     | None -> Error(Fault(UnknownSequence q)), w
     | Some s ->
         let outcome, (alloc, s') = f (w.Alloc, s)
-        Result.map (fun () -> Done) outcome, { Alloc = alloc; Seqs = Map.add q s' w.Seqs }
+        Result.map (fun () -> Done) outcome, { w with Alloc = alloc; Seqs = Map.add q s' w.Seqs }
 
 let private hostOnly f (alloc, s) = let o, s' = f s in o, (alloc, s')
+
+/// A prefix-cache op. Precondition (the generator's): a cache exists.
+let private onPrefix f (w: World) =
+    match w.Prefix with
+    | None -> failwith "a prefix-cache op without a prefix cache (the protocol answers bad_request; histories never do this)"
+    | Some c ->
+        let outcome, (alloc, c') = f (w.Alloc, c)
+        outcome, { w with Alloc = alloc; Prefix = Some c' }
 
 let step (op: Op) (w: World) : Outcome<Reply> * World =
     match op with
@@ -61,6 +73,26 @@ let step (op: Op) (w: World) : Outcome<Reply> * World =
     | SeqAdvanceLen(q, k) -> onSeq q (hostOnly (Sequence.advanceLen k)) w
     | SeqSync q -> onSeq q (hostOnly (fun s -> Ok(), Sequence.syncContextLen s)) w
     | SeqRelease q -> onSeq q Sequence.release w
+    | PrefixNew(bs, mb, k) ->
+        // Values first (block size, table size, their product with the capacity, collide), then the state.
+        match PrefixCache.create bs mb (if k > 0 then PrefixCache.Colliding k else PrefixCache.Sip) w.Alloc, w.Prefix with
+        | Error f, _ -> Error(Fault f), w
+        | Ok _, _ when k < 0 -> Error(Fault(CountOutOfRange k)), w
+        | Ok _, Some c when not c.Requests.IsEmpty -> Error(Fault(SequenceExists(Seq.head c.Requests.Keys))), w
+        | Ok c, _ -> Ok Done, { w with Prefix = Some c; Prompts = Map.empty }
+    | ReqAdmit(q, tokens, salt) ->
+        let outcome, w' = onPrefix (PrefixCache.admit q tokens salt) w
+        match outcome with
+        | Ok(PrefixCache.Admitted computed) ->
+            let blocks = w'.Prefix.Value.Requests[q].Seq.Blocks
+            Ok(Admission(true, computed, 0, blocks)), { w' with Prompts = Map.add q tokens w'.Prompts }
+        | Ok(PrefixCache.Refused missing) -> Ok(Admission(false, 0, missing, [])), w'
+        | Error e -> Error e, w'
+    | ReqAppend(q, tokens) ->
+        let outcome, w' = onPrefix (PrefixCache.append q tokens) w
+        Result.map (function PrefixCache.Appended -> Appending(true, 0) | PrefixCache.AppendRefused m -> Appending(false, m)) outcome, w'
+    | ReqFinish q -> onPrefix (PrefixCache.finish q >> unitTo Done) w |> fun (o, w') -> o, (match o with Ok _ -> { w' with Prompts = Map.remove q w'.Prompts } | _ -> w')
+    | ReqPreempt q -> onPrefix (PrefixCache.preempt q >> unitTo Done) w |> fun (o, w') -> o, (match o with Ok _ -> { w' with Prompts = Map.remove q w'.Prompts } | _ -> w')
 
 /// One sequence's observable state, device buffers included.
 type SeqSnapshot =
@@ -70,9 +102,18 @@ type SeqSnapshot =
       DeviceLen: int
       BytesWritten: int64 }
 
+/// One prefix-cache request's observable state (its sequence's device table read back).
+type ReqSnapshot =
+    { Blocks: int list
+      Len: int
+      Salt: uint64
+      DeviceTable: int list }
+
 type Snapshot =
     { Alloc: Allocator.Snapshot
-      Seqs: (int * SeqSnapshot) list }
+      Seqs: (int * SeqSnapshot) list
+      Requests: (int * ReqSnapshot) list
+      PrefixStats: PrefixCache.Stats option }
 
 let snapshot (w: World) : Snapshot =
     { Alloc = Allocator.snapshot w.Alloc
@@ -83,4 +124,11 @@ let snapshot (w: World) : Snapshot =
                 Len = s.Len
                 DeviceTable = Sequence.deviceTable s
                 DeviceLen = s.DeviceLen
-                BytesWritten = s.BytesWritten } ] }
+                BytesWritten = s.BytesWritten } ]
+      Requests =
+        match w.Prefix with
+        | None -> []
+        | Some c ->
+            [ for KeyValue(q, r) in c.Requests ->
+                  q, { Blocks = r.Seq.Blocks; Len = r.Seq.Len; Salt = r.Salt; DeviceTable = Sequence.deviceTable r.Seq } ]
+      PrefixStats = w.Prefix |> Option.map (fun c -> c.Stats) }

@@ -28,6 +28,13 @@ type Op =
     | SeqAdvanceLen of seq: int * tokens: int
     | SeqSync of seq: int
     | SeqRelease of seq: int
+    /// A prefix cache over the allocator; collide = 0: the original's hash (the protocol's field
+    /// absent), k > 0: reduced to k values, k < 0: an invalid value.
+    | PrefixNew of blockSize: int * maxBlocks: int * collide: int
+    | ReqAdmit of seq: int * tokens: uint32 list * salt: uint64
+    | ReqAppend of seq: int * tokens: uint32 list
+    | ReqFinish of seq: int
+    | ReqPreempt of seq: int
 
 type Reply =
     | Done
@@ -37,6 +44,10 @@ type Reply =
     | Count of int
     | Hash of uint64
     | Hashes of uint64 list
+    /// req_admit: admitted with `computed` tokens cached and these blocks, or refused for want of `missing`.
+    | Admission of admitted: bool * computed: int * missing: int * blocks: int list
+    /// req_append: appended, or refused for want of `missing` blocks.
+    | Appending of appended: bool * missing: int
 
 module Op =
     let private append (sb: StringBuilder) (s: string) = sb.Append s |> ignore
@@ -86,6 +97,13 @@ module Op =
         | SeqAdvanceLen(q, k) -> opName "seq_advance_len"; field "seq" q; field "tokens" k
         | SeqSync q -> opName "seq_sync"; field "seq" q
         | SeqRelease q -> opName "seq_release"; field "seq" q
+        | PrefixNew(bs, mb, k) ->
+            opName "prefix_new"; field "block_size" bs; field "max_blocks" mb
+            if k > 0 then field "collide" k
+        | ReqAdmit(q, ts, salt) -> opName "req_admit"; field "seq" q; append sb ",\"tokens\":"; uints sb ts; sb.Append(",\"salt\":\"").Append(salt).Append('"') |> ignore
+        | ReqAppend(q, ts) -> opName "req_append"; field "seq" q; append sb ",\"tokens\":"; uints sb ts
+        | ReqFinish q -> opName "req_finish"; field "seq" q
+        | ReqPreempt q -> opName "req_preempt"; field "seq" q
         append sb "}"
         sb.ToString()
 
@@ -139,6 +157,11 @@ module Op =
             | "seq_advance_len" -> Some(SeqAdvanceLen(int "seq", int "tokens"))
             | "seq_sync" -> Some(SeqSync(int "seq"))
             | "seq_release" -> Some(SeqRelease(int "seq"))
+            | "prefix_new" -> Some(PrefixNew(int "block_size", int "max_blocks", (match e.TryGetProperty "collide" with | true, v -> (let k = clamp v in if k > 0 then k else -1) | _ -> 0)))
+            | "req_admit" -> Some(ReqAdmit(int "seq", tokens "tokens", hash "salt"))
+            | "req_append" -> Some(ReqAppend(int "seq", tokens "tokens"))
+            | "req_finish" -> Some(ReqFinish(int "seq"))
+            | "req_preempt" -> Some(ReqPreempt(int "seq"))
             | _ -> None
         with
         | :? Collections.Generic.KeyNotFoundException
@@ -150,6 +173,12 @@ module Op =
     let needsDevice (op: Op) =
         match op with
         | SeqNew _ | SeqEnsureCapacity _ | SeqSetLen _ | SeqAdvanceLen _ | SeqSync _ | SeqRelease _ -> true
+        | _ -> false
+
+    /// Whether the op is a prefix-cache op (prefix_new, req_*).
+    let isPrefix (op: Op) =
+        match op with
+        | PrefixNew _ | ReqAdmit _ | ReqAppend _ | ReqFinish _ | ReqPreempt _ -> true
         | _ -> false
 
     /// The protocol's error kind for an error outcome.
@@ -174,6 +203,10 @@ module Op =
         | Blocks bs -> ints sb bs
         | Hash h -> sb.Append('"').Append(h).Append('"') |> ignore
         | Hashes hs -> hashes sb hs
+        | Admission(true, computed, _, blocks) -> sb.Append("{\"admitted\":true,\"computed\":").Append(computed).Append(",\"blocks\":") |> ignore; ints sb blocks; append sb "}"
+        | Admission(false, _, missing, _) -> sb.Append("{\"admitted\":false,\"missing\":").Append(missing).Append('}') |> ignore
+        | Appending(true, _) -> append sb "{\"appended\":true}"
+        | Appending(false, missing) -> sb.Append("{\"appended\":false,\"missing\":").Append(missing).Append('}') |> ignore
         sb.ToString()
 
     /// One response line (the message text is free-form; this one names the fault).

@@ -30,11 +30,13 @@ type Options =
       ValidOnly: bool
       /// Sequence ops too.
       Seq: bool
+      /// Prefix-cache histories (prefix_new, req_*) instead of allocator ones.
+      Req: bool
       TimeoutMs: int
       /// Requests in flight at most.
       Window: int }
 
-let defaults = { Profile = Lifo; StateEvery = 64; ValidOnly = false; Seq = false; TimeoutMs = 5000; Window = 256 }
+let defaults = { Profile = Lifo; StateEvery = 64; ValidOnly = false; Seq = false; Req = false; TimeoutMs = 5000; Window = 256 }
 
 /// Whether the original is defined on `op` in world `w` and agrees with us by design: no fault
 /// (double free, acquire/register on a free block, ids out of range, ref count past 65535, …),
@@ -56,6 +58,8 @@ type private Expect =
     | State of Allocator.Snapshot
     /// One sequence's state.
     | SeqState of int * Model.SeqSnapshot
+    /// One prefix-cache request's state.
+    | ReqState of int * Model.ReqSnapshot
 
 type private Pending =
     { Step: int
@@ -71,6 +75,9 @@ let private stateJson (s: Allocator.Snapshot) =
     let table = s.HashTable |> List.map (fun (h, b) -> sprintf """{"hash":"%d","block":%d}""" h b)
     sprintf """{"capacity":%d,"free_list":%s,"ref_counts":%s,"hash_table":[%s],"peak_in_use":%d}"""
         s.Capacity (ints s.FreeList) (ints s.RefCounts) (String.Join(",", table)) s.PeakInUse
+
+let private reqStateJson (r: Model.ReqSnapshot) =
+    sprintf """{"len":%d,"blocks":%s,"salt":"%d","device_table":%s}""" r.Len (ints r.Blocks) r.Salt (ints r.DeviceTable)
 
 let private seqStateJson (s: Model.SeqSnapshot) =
     sprintf """{"blocks":%s,"len":%d,"device_table":%s,"device_len":%d,"bytes_written":%d}"""
@@ -96,6 +103,12 @@ let private stateDiff (profile: Profile) (expected: Allocator.Snapshot) (actual:
       if expected.RefCounts <> actual.RefCounts then "ref_counts"
       if expected.HashTable <> List.sortBy fst actual.HashTable then "hash_table"
       if expected.PeakInUse <> actual.PeakInUse then "peak_in_use" ]
+
+let private reqDiff (expected: Model.ReqSnapshot) (actual: PortReply.ReqState) =
+    [ if expected.Blocks <> actual.Blocks then "blocks"
+      if expected.Len <> actual.Len then "len"
+      if actual.Salt |> Option.exists ((<>) expected.Salt) then "salt"
+      if actual.DeviceTable |> Option.exists ((<>) expected.DeviceTable) then "device_table" ]
 
 let private seqDiff (expected: Model.SeqSnapshot) (actual: PortReply.SeqState) =
     [ if expected.Blocks <> actual.Blocks then "blocks"
@@ -125,6 +138,13 @@ let private judge (profile: Profile) (expect: Expect) (line: string) : string op
             match seqDiff expected actual with
             | [] -> None
             | fields -> Some("wrong sequence state: " + String.Join(", ", fields) + " differ")
+    | PortReply.Ok e, ReqState(_, expected) ->
+        match PortReply.reqStateOf e with
+        | Error why -> Some("wrong request state: " + why)
+        | Ok actual ->
+            match reqDiff expected actual with
+            | [] -> None
+            | fields -> Some("wrong request state: " + String.Join(", ", fields) + " differ")
     | PortReply.Err kind, _ -> Some("wrong reply: state query answered with an error " + kind)
 
 let private expectedText (expect: Expect) =
@@ -134,6 +154,7 @@ let private expectedText (expect: Expect) =
     | Chosen -> """{"ok":…} (any legal choice of free blocks)"""
     | State s -> "{\"ok\":" + stateJson s + "}"
     | SeqState(_, s) -> "{\"ok\":" + seqStateJson s + "}"
+    | ReqState(_, r) -> "{\"ok\":" + reqStateJson r + "}"
 
 /// The ops that take blocks a port chooses under profile Any.
 let private choosesBlocks (op: Op) =
@@ -211,6 +232,9 @@ let run (port: PortProcess) (opts: Options) (h: History) : Differential.RunResul
         if opts.Seq then
             for q, s in snap.Seqs do
                 enqueue step (sprintf """{"op":"seq_state","seq":%d}""" q) (SeqState(q, s))
+        if opts.Req then
+            for q, r in snap.Requests do
+                enqueue step (sprintf """{"op":"req_state","seq":%d}""" q) (ReqState(q, r))
 
     // The history's `new`.
     enqueue 0 (Op.toJson (New(h.Capacity, policy))) (Outcome(Ok Done))
@@ -220,7 +244,10 @@ let run (port: PortProcess) (opts: Options) (h: History) : Differential.RunResul
         let op = History.resolve model rest.Head
         rest <- rest.Tail
         let expected, model' = Model.step op model
-        let skip = (opts.ValidOnly && not (validForOriginal model op expected)) || (not opts.Seq && Op.needsDevice op)
+        let skip =
+            not (Differential.runnable model op)
+            || (opts.ValidOnly && not (validForOriginal model op expected))
+            || (not opts.Seq && Op.needsDevice op)
         if not skip then
             ops <- ops + 1
             let step = ops
@@ -273,7 +300,7 @@ let run (port: PortProcess) (opts: Options) (h: History) : Differential.RunResul
                                 match op with
                                 | SeqEnsureCapacity(q, _) ->
                                     let s = model'.Seqs[q]
-                                    { Alloc = alloc; Seqs = Map.add q { s with Blocks = model.Seqs[q].Blocks @ chosen } model.Seqs }
+                                    { model' with Alloc = alloc; Seqs = Map.add q { s with Blocks = model.Seqs[q].Blocks @ chosen } model.Seqs }
                                 | _ -> { model' with Alloc = alloc }
             | _ ->
                 enqueue step request (Outcome expected)
@@ -298,10 +325,14 @@ let run (port: PortProcess) (opts: Options) (h: History) : Differential.RunResul
       Events = events |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
       Failure = failure }
 
-/// The histories `check` generates for a profile: allocator and hashing ops, with sequence ops too when `seq`.
-let arbitrary (profile: Profile) (seq: bool) : FsCheck.Arbitrary<History> =
-    let policy = Profile.policy profile
-    let gen = if seq then History.genWithSequencesOf (FsCheck.FSharp.Gen.constant policy) else History.genFor policy
+/// The histories `check` generates for a profile: allocator and hashing ops, with sequence ops too
+/// when `seq`; prefix-cache histories when `req`.
+let arbitrary (profile: Profile) (seq: bool) (req: bool) : FsCheck.Arbitrary<History> =
+    let policy = FsCheck.FSharp.Gen.constant (Profile.policy profile)
+    let gen =
+        if req then History.genWithRequestsOf policy
+        elif seq then History.genWithSequencesOf policy
+        else History.genFor (Profile.policy profile)
     FsCheck.FSharp.Arb.fromGenShrink (gen, History.shrink)
 
 /// What a port says of itself in reply to {"op":"hello"}; None when it does not know hello.

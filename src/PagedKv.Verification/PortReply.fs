@@ -84,6 +84,13 @@ let matches (expected: Reply) (e: JsonElement) =
     | Hashes hs ->
         e.ValueKind = JsonValueKind.Array
         && (let got = [ for x in e.EnumerateArray() -> hashOf x ] in got = List.map Some hs)
+    | Admission _
+    | Appending _ ->
+        // An object: compared field by field as JSON values (order and spacing aside).
+        e.ValueKind = JsonValueKind.Object
+        && (let expected = JsonDocument.Parse(Op.replyJson expected).RootElement
+            let fields (o: JsonElement) = [ for p in o.EnumerateObject() -> p.Name, p.Value.GetRawText().Replace(" ", "") ] |> List.sort
+            fields expected = fields e)
 
 /// Whether a reply is the expected outcome: `ok` values exactly, errors by kind.
 let agrees (expected: Outcome<Reply>) (reply: Parsed) =
@@ -113,7 +120,7 @@ let stateOf (e: JsonElement) : Result<Allocator.Snapshot, string> =
     if e.ValueKind <> JsonValueKind.Object then Error "state is not an object"
     else
         match intField "capacity", intsField "free_list", intsField "ref_counts", table, intField "peak_in_use" with
-        | Some c, Some fl, Some rc, Some t, Some p -> Result.Ok { Capacity = c; FreeList = fl; RefCounts = rc; HashTable = t; PeakInUse = p }
+        | Some c, Some fl, Some rc, Some t, Some p -> Result.Ok { Capacity = c; FreeList = fl; RefCounts = rc; HashTable = t; PeakInUse = p; Generations = [] }
         | _ -> Error "state lacks a field or has one of the wrong type (capacity, free_list, ref_counts, hash_table, peak_in_use)"
 
 /// The fields of a `seq_state` reply: blocks and len always; device fields as the port reports them.
@@ -137,3 +144,23 @@ let seqStateOf (e: JsonElement) : Result<SeqState, string> =
                   DeviceLen = field "device_len" |> Option.bind int64Of |> Option.map int
                   BytesWritten = field "bytes_written" |> Option.bind int64Of }
         | _ -> Error "seq_state lacks blocks or len"
+
+/// The fields of a `req_state` reply: blocks and len always; salt and device_table when reported.
+type ReqState =
+    { Blocks: int list
+      Len: int
+      Salt: uint64 option
+      DeviceTable: int list option }
+
+let reqStateOf (e: JsonElement) : Result<ReqState, string> =
+    let field name = match e.TryGetProperty(name: string) with | true, v -> Some v | _ -> None
+    if e.ValueKind <> JsonValueKind.Object then Error "req_state is not an object"
+    else
+        match field "blocks" |> Option.bind intsOf, field "len" |> Option.bind int64Of with
+        | Some blocks, Some len ->
+            Result.Ok
+                { Blocks = blocks
+                  Len = int len
+                  Salt = field "salt" |> Option.bind hashOf
+                  DeviceTable = field "device_table" |> Option.bind intsOf }
+        | _ -> Error "req_state lacks blocks or len"

@@ -44,6 +44,7 @@ module Convert =
         | ImplFault.LengthOutOfRange -> LengthOutOfRange v
         | ImplFault.UnknownSequence -> UnknownSequence v
         | ImplFault.SequenceExists -> SequenceExists v
+        | ImplFault.RequestBlockLost -> RequestBlockLost v
         | other -> failwithf "unmapped fault %A" other
 
     /// The implementation's policy of the spec's name.
@@ -57,7 +58,14 @@ module Convert =
           FreeList = List.ofArray s.FreeList
           RefCounts = List.ofArray s.RefCounts
           HashTable = s.HashTable |> Seq.map (fun struct (h, b) -> h, b) |> List.ofSeq
-          PeakInUse = s.PeakInUse }
+          PeakInUse = s.PeakInUse
+          Generations = List.ofArray s.Generations }
+
+    /// The prefix cache's counts, as the spec's record.
+    let stats (s: PagedKv.Prefix.PrefixCacheStats) : PrefixCache.Stats =
+        { Admitted = s.Admitted; Refused = s.Refused; AppendsRefused = s.AppendsRefused; Finished = s.Finished; Preempted = s.Preempted
+          PromptTokens = s.PromptTokens; ReusedTokens = s.ReusedTokens; Lookups = s.Lookups; Hits = s.Hits; Collisions = s.Collisions
+          CrossSaltCollisions = s.CrossSaltCollisions; Registered = s.Registered; RegistrationsSkipped = s.RegistrationsSkipped }
 
     /// A sequence's state: device buffers read back, bytes counted at its copy seam.
     let sequence (s: PagedSeqState, seam: SeamCopies) : Model.SeqSnapshot =
@@ -75,10 +83,17 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
     let mutable a = BlockAllocator(capacity, policyFor policy)
     let seqs = SortedDictionary<int, PagedSeqState * SeamCopies>()
     let faults = FaultArm()
+    let mutable prefix: PagedKv.Prefix.PrefixCache option = None
     let dropSeqs () =
         for s, _ in seqs.Values do
             s.Dispose()
         seqs.Clear()
+        prefix |> Option.iter (fun p -> p.Dispose())
+        prefix <- None
+    let cache () =
+        match prefix with
+        | Some p -> p
+        | None -> failwith "a prefix-cache op without a prefix cache (histories never do this)"
     let seqAndSeam q =
         match seqs.TryGetValue q with
         | true, s -> s
@@ -185,6 +200,31 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
                 | SeqRelease q ->
                     onSeam q (fun s -> s.Release a)
                     Ok Done
+                | PrefixNew(bs, mb, k) ->
+                    let hasher = if k > 0 then PagedKv.Prefix.CollidingHasher(k) :> PagedKv.Prefix.IBlockHasher else PagedKv.Prefix.SipBlockHasher.Instance
+                    let fresh = new PagedKv.Prefix.PrefixCache(a, device (), bs, mb, hasher, fun () -> SeamCopies(faults) :> IDeviceCopies)
+                    let refuse (e: PagedKvException) = fresh.Dispose(); raise e
+                    if k < 0 then refuse (PagedKvException(PagedKv.Fault.CountOutOfRange, k, sprintf "collide=%d is less than 1" k))
+                    match prefix |> Option.bind (fun p -> Seq.tryHead p.Requests) with
+                    | Some q -> refuse (PagedKvException(PagedKv.Fault.SequenceExists, q, sprintf "request %d is still admitted" q))
+                    | None ->
+                        prefix |> Option.iter (fun p -> p.Dispose())
+                        prefix <- Some fresh
+                        Ok Done
+                | ReqAdmit(q, tokens, salt) ->
+                    let p = cache ()
+                    let r = p.Admit(q, ReadOnlySpan(Array.ofList tokens), salt)
+                    if r.Admitted then Ok(Admission(true, r.ComputedTokens, 0, List.ofSeq (p.Sequence(q).Blocks)))
+                    else Ok(Admission(false, 0, r.MissingBlocks, []))
+                | ReqAppend(q, tokens) ->
+                    let r = (cache ()).Append(q, ReadOnlySpan(Array.ofList tokens))
+                    Ok(Appending(r.Appended, r.MissingBlocks))
+                | ReqFinish q ->
+                    (cache ()).Finish q
+                    Ok Done
+                | ReqPreempt q ->
+                    (cache ()).Preempt q
+                    Ok Done
             with :? PagedKvException as e ->
                 // A clear error names the offending value.
                 if not (e.Message.Contains(string e.Value)) then
@@ -193,7 +233,16 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
 
         member _.Snapshot() =
             { Alloc = Convert.allocator (a.Snapshot())
-              Seqs = [ for KeyValue(q, s) in seqs -> q, Convert.sequence s ] }
+              Seqs = [ for KeyValue(q, s) in seqs -> q, Convert.sequence s ]
+              Requests =
+                match prefix with
+                | None -> []
+                | Some p ->
+                    [ for q in p.Requests ->
+                          let s = p.Sequence q
+                          let struct (table, _) = s.ReadDevice()
+                          q, { Blocks = List.ofSeq s.Blocks; Len = s.Len; Salt = p.Salt q; DeviceTable = table |> Seq.map int |> List.ofSeq } ]
+              PrefixStats = prefix |> Option.map (fun p -> Convert.stats p.Stats) }
 
         member _.Validate() =
             a.Validate()
@@ -211,3 +260,4 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
             if hashed <> 0 then failwithf "%d more blocks say they have a hash than the hash table holds" -hashed
             for s, _ in seqs.Values do
                 s.Validate()
+            prefix |> Option.iter (fun p -> p.Validate())

@@ -53,6 +53,10 @@ public enum Fault
 
     /// <summary>A sequence id already in use (replay protocol, test harness).</summary>
     SequenceExists,
+
+    /// <summary>A block of a prefix-cache request was freed or re-allocated by another user of the
+    /// allocator: the request no longer owns its content.</summary>
+    RequestBlockLost,
 }
 
 /// <summary>Maps a <see cref="Fault"/> to its <see cref="ErrorKind"/>: the one place that says which is which.</summary>
@@ -61,7 +65,7 @@ public static class Faults
     public static ErrorKind KindOf(Fault fault) => fault switch
     {
         Fault.FreeOfFreeBlock or Fault.AcquireOfFreeBlock or Fault.RegisterOnFreeBlock
-            or Fault.RefCountOverflow or Fault.SequenceExists => ErrorKind.InvalidState,
+            or Fault.RefCountOverflow or Fault.SequenceExists or Fault.RequestBlockLost => ErrorKind.InvalidState,
         _ => ErrorKind.InvalidArgument,
     };
 }

@@ -25,7 +25,7 @@ type CheckingPolicy(inner: IFreeBlockPolicy) =
     interface IFreeBlockPolicy with
         member _.Count = inner.Count
         member _.Order = inner.Order
-        member _.Plan blocks = inner.Plan blocks
+        member _.Plan(taken, blocks) = inner.Plan(taken, blocks)
         member _.Reset c = hashedFree.Clear(); inner.Reset c
         member _.Release(b, hasHash) =
             if hasHash then hashedFree.Add b |> ignore

@@ -170,7 +170,7 @@ let ``both policies equal the spec's FreeOrder at large capacities`` () =
                 true
             | Plan n when n <= order.Length ->
                 let planned = Array.zeroCreate n
-                impl.Plan(Span planned)
+                impl.Plan(ReadOnlySpan<int>.Empty, Span planned)
                 let expected, _ =
                     List.mapFold (fun (o: int list) () ->
                         let i = Allocator.FreeOrder.choose policy hashed.Contains o

@@ -33,7 +33,7 @@ type Tampered(inner: IFreeBlockPolicy, extra: int list, countOffset: int) =
     interface IFreeBlockPolicy with
         member _.Count = inner.Count + countOffset
         member _.Order = Seq.append inner.Order extra
-        member _.Plan blocks = inner.Plan blocks
+        member _.Plan(taken, blocks) = inner.Plan(taken, blocks)
         member _.Reset c = inner.Reset c
         member _.Release(b, h) = inner.Release(b, h)
         member _.HashDropped b = inner.HashDropped b

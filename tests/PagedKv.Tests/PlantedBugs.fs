@@ -49,8 +49,10 @@ type PlantedOrder(policy: Allocator.Policy, plant: OrderPlant) =
         member _.HashDropped b =
             hashed.Remove b |> ignore
             order <- plant.HashDropped policy b order
-        member _.Plan(blocks: Span<int>) =
+        member _.Plan(taken: ReadOnlySpan<int>, blocks: Span<int>) =
             let mutable rest = order
+            for b in taken.ToArray() do
+                rest <- plant.Remove policy (List.findIndex ((=) b) rest) rest
             for i in 0 .. blocks.Length - 1 do
                 let b, rest' = take rest
                 blocks[i] <- b

@@ -38,7 +38,7 @@ let private check (command: string) (options: PortCheck.Options) (ops: int64) =
     use p = new PortProcess(command)
     let hello = PortCheck.hello p options.TimeoutMs
     Assert.True(hello.IsOk, sprintf "hello: %A" hello)
-    Campaign.runWith (PortCheck.run p options) (PortCheck.arbitrary options.Profile options.Seq) ops Settings.seed ignore
+    Campaign.runWith (PortCheck.run p options) (PortCheck.arbitrary options.Profile options.Seq options.Req) ops Settings.seed ignore
 
 type PythonPort(output: ITestOutputHelper) =
     static member Bugs = [ "scan-from-bottom"; "shift-remove"; "peak-misses-resurrection"; "allocate-n-partial"; "stale-reverse-entry"; "token-as-u64" ] |> List.map (fun b -> [| box b |])

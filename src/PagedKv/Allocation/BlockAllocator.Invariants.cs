@@ -39,12 +39,14 @@ public static class AllocatorInvariants
 /// <param name="FreeList">Free blocks, bottom → top.</param>
 /// <param name="RefCounts">Ref count of every block, by id.</param>
 /// <param name="HashTable">(hash, block) pairs, ascending by hash.</param>
+/// <param name="Generations">How often each block was handed out by an allocation, by id.</param>
 public sealed record AllocatorSnapshot(
     int Capacity,
     int[] FreeList,
     int[] RefCounts,
     (ulong Hash, int Block)[] HashTable,
-    int PeakInUse);
+    int PeakInUse,
+    uint[] Generations);
 
 public sealed partial class BlockAllocator
 {
@@ -54,7 +56,8 @@ public sealed partial class BlockAllocator
         free.Order.ToArray(),
         refCounts.Select(r => (int)r).ToArray(),
         hashToBlock.Pairs.OrderBy(p => p.Hash).ToArray(),
-        PeakInUse);
+        PeakInUse,
+        (uint[])generations.Clone());
 
     /// <summary>Checks every invariant; throws <see cref="InvariantViolationException"/> naming
     /// the first that fails. Always on (not only in Debug). O(capacity).</summary>

@@ -28,6 +28,7 @@ public sealed partial class BlockAllocator
     private readonly ushort[] refCounts;
     private readonly ulong[] blockHash;
     private readonly bool[] hasHash;
+    private readonly uint[] generations;
     private readonly HashIndex hashToBlock = new();
     private readonly Func<int, bool> hashed;
     private int[] released = [];
@@ -59,6 +60,7 @@ public sealed partial class BlockAllocator
         refCounts = new ushort[capacity];
         blockHash = new ulong[capacity];
         hasHash = new bool[capacity];
+        generations = new uint[capacity];
         hashed = block => hasHash[block];
         free.Reset(capacity);
         AssertInvariants(0);
@@ -92,6 +94,19 @@ public sealed partial class BlockAllocator
         CheckBlock(block);
         hash = hasHash[block] ? blockHash[block] : 0;
         return hasHash[block];
+    }
+
+    /// <summary>The block holding <paramref name="hash"/>, if any; changes nothing (a lookup that
+    /// does not acquire, for a caller that checks the block's content before taking it).</summary>
+    public bool TryPeekHash(ulong hash, out int block) => hashToBlock.TryGet(hash, out block);
+
+    /// <summary>How many times <paramref name="block"/> has been handed out by an allocation — each
+    /// time its content is about to be overwritten (a hash hit does not count: it keeps the
+    /// content). Lets a layer above tell whether content it recorded for a block is still there.</summary>
+    public uint Generation(int block)
+    {
+        CheckBlock(block);
+        return generations[block];
     }
 
     /// <summary>Take one free block (ref = 1). False when the pool is exhausted.</summary>
@@ -149,7 +164,35 @@ public sealed partial class BlockAllocator
         // Taken blocks leave the free list, so dropping their hashes cannot change later
         // choices: the policy's plan is exactly what TryAllocateN will do.
         blocks = new int[n];
-        free.Plan(blocks);
+        free.Plan([], blocks);
+        return true;
+    }
+
+    /// <summary>The blocks <see cref="TryAllocateN"/> would return after hash hits resurrect the
+    /// soft-free blocks <paramref name="resurrected"/> (in that order), without taking anything:
+    /// lets a caller that reuses cached blocks and allocates the rest prepare everything that can
+    /// fail before committing. False when fewer than <paramref name="n"/> blocks would be free.</summary>
+    /// <exception cref="PagedKvException"><see cref="Fault.CountOutOfRange"/> when n &lt; 0;
+    /// <see cref="Fault.BlockOutOfRange"/> for an id outside the pool.</exception>
+    /// <exception cref="ArgumentException">A listed block that is not free, or listed twice (a caller's bug).</exception>
+    public bool TryPlanAllocation(ReadOnlySpan<int> resurrected, int n, [NotNullWhen(true)] out int[]? blocks)
+    {
+        CheckCount(n);
+        CheckBlocks(resurrected);
+        for (int i = 0; i < resurrected.Length; i++)
+        {
+            if (refCounts[resurrected[i]] != 0 || resurrected[..i].Contains(resurrected[i]))
+            {
+                throw new ArgumentException($"block {resurrected[i]} is not a soft-free block listed once", nameof(resurrected));
+            }
+        }
+        if (free.Count - resurrected.Length < n)
+        {
+            blocks = null;
+            return false;
+        }
+        blocks = new int[n];
+        free.Plan(resurrected, blocks);
         return true;
     }
 
@@ -282,6 +325,7 @@ public sealed partial class BlockAllocator
         Debug.Assert(refCounts[block] == 0, "the policy yielded a block with references");
         DropHash(block);
         refCounts[block] = 1;
+        generations[block]++;
         return block;
     }
 

@@ -47,8 +47,10 @@ public interface IFreeBlockPolicy
     void HashDropped(int block);
 
     /// <summary>Writes the blocks that <c>blocks.Length</c> successive <see cref="TakeForAllocation"/>
-    /// calls would return, in order, and changes nothing. Precondition: blocks.Length ≤ Count.</summary>
-    void Plan(Span<int> blocks);
+    /// calls would return, in order, after <see cref="Take"/> of each of <paramref name="taken"/>
+    /// (in order), and changes nothing. Preconditions: the taken blocks are free and distinct;
+    /// taken.Length + blocks.Length ≤ Count.</summary>
+    void Plan(ReadOnlySpan<int> taken, Span<int> blocks);
 
     /// <summary>The free blocks in the policy's order, bottom (taken last) → top (taken next
     /// when no hash preference applies).</summary>

@@ -73,25 +73,33 @@ public sealed class LifoPreferUnhashed : IFreeBlockPolicy
 
     public void HashDropped(int block) => unhashed.Add(slotOf[block]);
 
-    /// <summary>Takes the blocks, then puts them back in reverse order exactly where they were
-    /// (each swap-remove undone), so the stack and its index are as before.</summary>
-    public void Plan(Span<int> blocks)
+    /// <summary>Takes the blocks (the given ones, then allocation's choices), then puts them back
+    /// in reverse order exactly where they were (each swap-remove undone), so the stack and its
+    /// index are as before.</summary>
+    public void Plan(ReadOnlySpan<int> taken, Span<int> blocks)
     {
-        Debug.Assert(blocks.Length <= Count);
-        if (undo.Length < blocks.Length)
+        int steps = taken.Length + blocks.Length;
+        Debug.Assert(steps <= Count);
+        if (undo.Length < steps)
         {
-            undo = new int[Math.Max(blocks.Length, 2 * undo.Length)];
+            undo = new int[Math.Max(steps, 2 * undo.Length)];
+        }
+        for (int i = 0; i < taken.Length; i++)
+        {
+            int slot = slotOf[taken[i]];
+            undo[i] = 2 * slot + (unhashed.Contains(slot) ? 1 : 0);
+            RemoveAt(slot);
         }
         for (int i = 0; i < blocks.Length; i++)
         {
             int slot = unhashed.Highest();
             // Slot and whether its block was unhashed (it was, unless no unhashed block was left).
-            undo[i] = slot < 0 ? 2 * (Count - 1) : 2 * slot + 1;
-            blocks[i] = RemoveAt(undo[i] >> 1);
+            undo[taken.Length + i] = slot < 0 ? 2 * (Count - 1) : 2 * slot + 1;
+            blocks[i] = RemoveAt(undo[taken.Length + i] >> 1);
         }
-        for (int i = blocks.Length - 1; i >= 0; i--)
+        for (int i = steps - 1; i >= 0; i--)
         {
-            PutBack(blocks[i], undo[i] >> 1, (undo[i] & 1) == 1);
+            PutBack(i < taken.Length ? taken[i] : blocks[i - taken.Length], undo[i] >> 1, (undo[i] & 1) == 1);
         }
     }
 
@@ -131,16 +139,14 @@ public sealed class LifoPreferUnhashed : IFreeBlockPolicy
     }
 
     /// <summary>Undoes <see cref="RemoveAt"/>(<paramref name="slot"/>), which returned
-    /// <paramref name="block"/>: the entry that moved into the slot goes back on top. That entry
-    /// is hashed (a plan takes the highest unhashed slot, so everything above it is hashed) or is
-    /// the block itself, so the top slot's bit stays clear.</summary>
+    /// <paramref name="block"/>: the entry that moved into the slot goes back on top, with its mark.</summary>
     private void PutBack(int block, int slot, bool blockUnhashed)
     {
         int top = Count++;
         int moved = stack[slot];
-        Debug.Assert(slot == top || !unhashed.Contains(slot), "an unhashed entry above a plan's choice");
         stack[top] = moved;
         slotOf[moved] = top;
+        unhashed.Set(top, unhashed.Contains(slot));
         stack[slot] = block;
         slotOf[block] = slot;
         unhashed.Set(slot, blockUnhashed);

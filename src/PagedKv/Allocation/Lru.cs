@@ -27,6 +27,7 @@ public sealed class Lru : IFreeBlockPolicy
     private const int None = -1;
     private int[] prev = [];
     private int[] next = [];
+    private int[] undo = [];
     private int head = None;
     private int tail = None;
 
@@ -84,14 +85,30 @@ public sealed class Lru : IFreeBlockPolicy
         LinkAtHead(block);
     }
 
-    public void Plan(Span<int> blocks)
+    /// <summary>Unlinks the taken blocks (noting their neighbours), walks the queue from the head,
+    /// then links the taken blocks back in reverse order between the same neighbours.</summary>
+    public void Plan(ReadOnlySpan<int> taken, Span<int> blocks)
     {
-        Debug.Assert(blocks.Length <= Count);
+        Debug.Assert(taken.Length + blocks.Length <= Count);
+        if (undo.Length < 2 * taken.Length)
+        {
+            undo = new int[Math.Max(2 * taken.Length, 2 * undo.Length)];
+        }
+        for (int i = 0; i < taken.Length; i++)
+        {
+            undo[2 * i] = prev[taken[i]];
+            undo[2 * i + 1] = next[taken[i]];
+            Unlink(taken[i]);
+        }
         int block = head;
         for (int i = 0; i < blocks.Length; i++)
         {
             blocks[i] = block;
             block = next[block];
+        }
+        for (int i = taken.Length - 1; i >= 0; i--)
+        {
+            LinkBetween(taken[i], undo[2 * i], undo[2 * i + 1]);
         }
     }
 
@@ -110,35 +127,31 @@ public sealed class Lru : IFreeBlockPolicy
         return before == tail && count == Count ? null : $"the queue from the head ends at {before} after {count} blocks; tail {tail}, count {Count}";
     }
 
-    private void LinkAtTail(int block)
+    private void LinkAtTail(int block) => LinkBetween(block, tail, None);
+
+    private void LinkAtHead(int block) => LinkBetween(block, None, head);
+
+    /// <summary>Links <paramref name="block"/> between two adjacent entries (None: the end).</summary>
+    private void LinkBetween(int block, int before, int after)
     {
-        prev[block] = tail;
-        next[block] = None;
-        if (tail == None)
+        prev[block] = before;
+        next[block] = after;
+        if (before == None)
         {
             head = block;
         }
         else
         {
-            next[tail] = block;
+            next[before] = block;
         }
-        tail = block;
-        Count++;
-    }
-
-    private void LinkAtHead(int block)
-    {
-        next[block] = head;
-        prev[block] = None;
-        if (head == None)
+        if (after == None)
         {
             tail = block;
         }
         else
         {
-            prev[head] = block;
+            prev[after] = block;
         }
-        head = block;
         Count++;
     }
 

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Linq;
 using ILGPU;
 using ILGPU.Runtime;
 using PagedKv.Allocation;
@@ -119,14 +120,36 @@ public sealed class PagedSeqState : IDisposable
         {
             return EnsureCapacityResult.PoolExhausted;
         }
-        // Device first: a failed copy leaves its target unchanged, and nothing else has changed yet.
-        copies.CopyToDevice(ToU32(planned), table.SubView(blocks.Count, missing));
-        bool taken = allocator.TryAllocateN(missing, out int[]? allocated);
-        Debug.Assert(taken, "a planned allocation failed");
-        Debug.Assert(allocated.AsSpan().SequenceEqual(planned), "allocation differs from its plan");
-        blocks.AddRange(planned);
-        AssertMirror();
+        AppendBlocks(planned, () =>
+        {
+            bool taken = allocator.TryAllocateN(missing, out int[]? allocated);
+            Debug.Assert(taken, "a planned allocation failed");
+            Debug.Assert(allocated.AsSpan().SequenceEqual(planned), "allocation differs from its plan");
+        });
         return EnsureCapacityResult.Done;
+    }
+
+    /// <summary>Appends <paramref name="newBlocks"/> to the table — blocks the caller is about to
+    /// take (a planned allocation, cached blocks to share) — all or nothing: copies them to the
+    /// device first (4 bytes each), then runs <paramref name="take"/>, which takes them from the
+    /// allocator and must not fail, then records them on the host.</summary>
+    /// <exception cref="PagedKvException"><see cref="Fault.LengthOutOfRange"/> when the table would
+    /// pass <see cref="MaxBlocksPerSeq"/>.</exception>
+    /// <exception cref="DeviceFaultException">The copy failed; <paramref name="take"/> did not run.</exception>
+    public void AppendBlocks(ReadOnlySpan<int> newBlocks, Action take)
+    {
+        ArgumentNullException.ThrowIfNull(take);
+        CheckUsable();
+        if ((long)blocks.Count + newBlocks.Length > MaxBlocksPerSeq)
+        {
+            throw new PagedKvException(Fault.LengthOutOfRange, (long)blocks.Count + newBlocks.Length,
+                $"{blocks.Count} + {newBlocks.Length} blocks would pass max_blocks_per_seq={MaxBlocksPerSeq}");
+        }
+        // Device first: a failed copy leaves its target unchanged, and nothing else has changed yet.
+        copies.CopyToDevice(ToU32(newBlocks.ToArray()), table.SubView(blocks.Count, newBlocks.Length));
+        take();
+        blocks.AddRange(newBlocks);
+        AssertMirror();
     }
 
     /// <summary>Sets the host length. It may not exceed what the blocks hold: a kernel would
@@ -161,16 +184,19 @@ public sealed class PagedSeqState : IDisposable
 
     /// <summary>Returns every block to <paramref name="allocator"/> and resets host and device to
     /// a fresh sequence's state: zeroes the used prefix of the device table and the device length
-    /// (4 × blocks + 4 bytes; two copies, the first empty when no block is held). Buffers are kept for reuse.</summary>
+    /// (4 × blocks + 4 bytes; two copies, the first empty when no block is held). Buffers are kept for reuse.
+    /// The blocks are freed in table order, as the original does, or last first when
+    /// <paramref name="tailFirst"/> (so that under LRU a prefix outlives its suffixes).</summary>
     /// <exception cref="PagedKvException">What <see cref="BlockAllocator.Free"/> would throw (another owner
     /// freed one of these blocks); nothing changed.</exception>
     /// <exception cref="DeviceFaultException">A copy failed; everything is as before.</exception>
-    public void Release(BlockAllocator allocator)
+    public void Release(BlockAllocator allocator, bool tailFirst = false)
     {
         ArgumentNullException.ThrowIfNull(allocator);
         CheckUsable();
         int[] held = blocks.ToArray();
-        allocator.EnsureCanFree(held);
+        int[] order = tailFirst ? [.. held.Reverse()] : held;
+        allocator.EnsureCanFree(order);
         copies.CopyToDevice(new uint[held.Length], table.SubView(0, held.Length));
         try
         {
@@ -181,7 +207,7 @@ public sealed class PagedSeqState : IDisposable
             Undo(() => copies.CopyToDevice(ToU32(held), table.SubView(0, held.Length)), fault);
             throw;
         }
-        allocator.Free(held);
+        allocator.Free(order);
         blocks.Clear();
         Len = 0;
         deviceLen = 0;
