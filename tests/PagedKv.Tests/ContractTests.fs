@@ -166,3 +166,41 @@ let ``direct copies check lengths and report accelerator errors as device faults
     let e = Assert.Throws<DeviceFaultException>(fun () -> DirectCopies.Instance.CopyToDevice(ReadOnlySpan<uint32>.Empty, ArrayView<uint32>()))
     Assert.IsType<InvalidOperationException>(e.InnerException) |> ignore
     Assert.Contains(e.InnerException.Message, e.Message)
+
+[<Fact>]
+let ``planning after resurrections refuses blocks that are live or listed twice`` () =
+    let a = BlockAllocator(4)
+    a.TryAllocateN 2 |> ignore
+    a.RegisterBlockHash(1, 7UL)
+    a.Free(ReadOnlySpan [| 1 |])
+    for listed in [ [| 0 |]; [| 1; 1 |] ] do
+        let e = Assert.Throws<ArgumentException>(fun () -> a.TryPlanAllocation(ReadOnlySpan listed, 1) |> ignore)
+        Assert.Contains("is not a soft-free block listed once", e.Message)
+    Assert.Equal(PagedKv.Fault.BlockOutOfRange, Assert.Throws<PagedKvException>(fun () -> a.TryPlanAllocation(ReadOnlySpan [| 4 |], 1) |> ignore).Fault)
+    Assert.Equal(PagedKv.Fault.CountOutOfRange, Assert.Throws<PagedKvException>(fun () -> a.TryPlanAllocation(ReadOnlySpan [| 1 |], -1) |> ignore).Fault)
+    // Block 1 resurrected leaves 2 and 3: three blocks are not there.
+    Assert.Equal<int[]>([| 2; 3 |], snd (a.TryPlanAllocation(ReadOnlySpan [| 1 |], 2)))
+    Assert.False(fst (a.TryPlanAllocation(ReadOnlySpan [| 1 |], 3)))
+
+[<Fact>]
+let ``a sequence's table takes no more than max_blocks blocks`` () =
+    let a = BlockAllocator(4)
+    use s = new PagedSeqState(Accelerators.Cpu, 1, 2)
+    let e = Assert.Throws<PagedKvException>(fun () -> s.AppendBlocks(ReadOnlySpan [| 0; 1; 2 |], fun () -> failwith "must not take"))
+    Assert.Equal(PagedKv.Fault.LengthOutOfRange, e.Fault)
+    Assert.Contains("0 + 3 blocks would pass max_blocks_per_seq=2", e.Message)
+    Assert.Throws<ArgumentNullException>(fun () -> s.AppendBlocks(ReadOnlySpan [| 0 |], null)) |> ignore
+    Assert.Empty(s.Blocks)
+
+[<Fact>]
+let ``a cached block shared as often as a block can be is not reused again`` () =
+    let a = BlockAllocator(8)
+    use c = new PagedKv.Prefix.PrefixCache(a, Accelerators.Cpu, 1, 4)
+    c.Admit(0, ReadOnlySpan [| 5u; 6u |], 0UL) |> ignore
+    c.Append(0, ReadOnlySpan [| 5u; 6u |]) |> ignore
+    let cached = c.Sequence(0).Blocks[0]
+    a.AcquireMany(ReadOnlySpan(Array.create (Limits.MaxRefCount - 1) cached))
+    Assert.Equal(Limits.MaxRefCount, a.RefCount cached)
+    let r = c.Admit(1, ReadOnlySpan [| 5u; 6u |], 0UL)
+    Assert.Equal(0, r.ComputedTokens)
+    Assert.DoesNotContain(cached, c.Sequence(1).Blocks)

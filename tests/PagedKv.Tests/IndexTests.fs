@@ -196,3 +196,16 @@ let ``HashIndex doubles exactly when an insert would pass 3/4 full, and keeps cl
             index.Remove keys[i]
         Assert.True(index.LongestProbe() <= 8)
         Assert.Equal(1500, index.Count)
+
+[<Fact>]
+let ``HashIndex measures its longest probe exactly, and refuses to remove a hash it does not hold`` () =
+    let index = HashIndex()
+    Assert.Equal(0, index.LongestProbe())
+    // Five keys with one home slot: they sit at distances 0 … 4 from it.
+    for i in 0..4 do
+        index.Add(uint64 i * inverse, i)
+    Assert.Equal(4, index.LongestProbe())
+    index.Remove 0UL
+    Assert.Equal(3, index.LongestProbe())
+    Assert.Contains("is not held", Assert.Throws<InvalidOperationException>(fun () -> index.Remove 12345UL).Message)
+    Assert.Equal(4, index.Count)

@@ -56,7 +56,7 @@ let ``ids-in-range: a hash pointing past capacity`` () =
 
 [<Fact>]
 let ``ids-in-range: a free-list entry past capacity`` () =
-    violated AllocatorInvariants.IdsInRange (fresh () |> tamper [ 7 ] 1)
+    violated AllocatorInvariants.IdsInRange (fresh () |> tamper [ 4 ] 1) // capacity 4: the first id past it
 
 [<Fact>]
 let ``free-list-is-ref-zero: a free-list entry twice`` () =
@@ -83,6 +83,7 @@ let ``hash-bijection: block → hash disagrees with hash → block`` () =
     let a = fresh ()
     (field "blockHash" a :?> uint64[])[0] <- 8UL
     violated AllocatorInvariants.HashBijection a
+    Assert.Contains("hash 9 → block 0 but block → 8", Assert.Throws<InvariantViolationException>(fun () -> a.Validate()).Message)
 
 [<Fact>]
 let ``hash-bijection: a table entry whose block has no hash`` () =
@@ -162,7 +163,12 @@ let ``free-order-index: a bitmap summary bit that disagrees with its word`` () =
     let levels = field "levels" bitmap :?> uint64[][]
     levels[1][0] <- levels[1][0] &&& ~~~2UL
     violated AllocatorInvariants.FreeOrderIndex a
-    Assert.Contains("level 1 says word 1 of level 0 is empty", bitmap.Inconsistency())
+    Assert.Equal("level 1 says word 1 of level 0 is empty", bitmap.Inconsistency())
+    // A summary bit set over an empty word.
+    let bitmap = SlotBitmap(200)
+    let levels = field "levels" bitmap :?> uint64[][]
+    levels[1][0] <- 4UL
+    Assert.Equal("level 1 says word 2 of level 0 is non-empty", bitmap.Inconsistency())
 
 [<Fact>]
 let ``each index reports its own corruption`` () =

@@ -76,14 +76,18 @@ public sealed class HashIndex
         Count++;
     }
 
-    /// <summary>Removes <paramref name="hash"/>. Precondition: it is held.</summary>
+    /// <summary>Removes <paramref name="hash"/>.</summary>
+    /// <exception cref="InvalidOperationException">The hash is not held (a caller's bug).</exception>
     public void Remove(ulong hash)
     {
         int mask = entries.Length - 1;
         int hole = Home(hash);
         while (entries[hole].Hash != hash || entries[hole].BlockPlusOne == 0)
         {
-            Debug.Assert(entries[hole].BlockPlusOne != 0, "Remove of a hash that is not held");
+            if (entries[hole].BlockPlusOne == 0)
+            {
+                throw new InvalidOperationException($"hash {hash} is not held");
+            }
             hole = (hole + 1) & mask;
         }
         // Backward shift: move later entries of the run into the hole when their home allows it.
