@@ -1,19 +1,21 @@
-// Summarizes a Stryker.NET JSON report: counts by status and the score; lists every surviving
-// mutant and fails if one is not listed in the equivalent-mutants file (matched by file, mutator
-// and the mutated source line, so that line numbers may move).
-// Usage: dotnet fsi mutation/summary.fsx <mutation-report.json> <equivalent-mutants.md>
+// Summarizes Stryker.NET JSON reports: counts by status and the score over all of them; lists every
+// surviving mutant and fails if one is not listed in the equivalent-mutants file (matched by file,
+// mutator and the mutated source line, so that line numbers may move), or if the score is below
+// the break threshold.
+// Usage: dotnet fsi mutation/summary.fsx <equivalent-mutants.md> <break-percent> <mutation-report.json>...
 open System
 open System.IO
 open System.Text.Json
 
 let args = fsi.CommandLineArgs |> Array.skip 1
-let report = JsonDocument.Parse(File.ReadAllText args[0]).RootElement
-let listed = File.ReadAllText args[1]
+let listed = File.ReadAllText args[0]
+let breakAt = float args[1]
+let reports = args[2..] |> Array.map (fun f -> JsonDocument.Parse(File.ReadAllText f).RootElement)
 let normalize (s: string) = String.Join(" ", s.Split([| ' '; '\t' |], StringSplitOptions.RemoveEmptyEntries))
 
 let counts = Collections.Generic.Dictionary<string, int>()
 let unlisted = Collections.Generic.List<string>()
-for file in report.GetProperty("files").EnumerateObject() do
+for file in reports |> Seq.collect (fun r -> r.GetProperty("files").EnumerateObject()) do
     let source = file.Value.GetProperty("source").GetString().Split('\n')
     let name = file.Name.Substring(file.Name.IndexOf("src/PagedKv/") + "src/PagedKv/".Length)
     for m in file.Value.GetProperty("mutants").EnumerateArray() do
@@ -36,6 +38,9 @@ printfn "mutants: %d killed, %d timeout, %d survived, %d no coverage; %d compile
     killed timeout survived noCoverage (get "CompileError") (get "Ignored")
 printfn "mutation score: %.2f%% (%d/%d)" (100.0 * float detected / float (max valid 1)) detected valid
 if unlisted.Count > 0 then
-    printfn "mutation gate FAILED: %d surviving mutant(s) not listed as equivalent in %s:" unlisted.Count args[1]
+    printfn "mutation gate FAILED: %d surviving mutant(s) not listed as equivalent in %s:" unlisted.Count args[0]
     for u in unlisted do printfn "  %s" u
+    exit 1
+if 100.0 * float detected / float (max valid 1) < breakAt then
+    printfn "mutation gate FAILED: the score is below %.0f%%" breakAt
     exit 1

@@ -20,7 +20,3 @@ let maxSequenceId = 65536
 /// Largest number of tokens in one block.
 [<Literal>]
 let maxBlockSize = 65536
-
-/// Largest capacity × block size of a prefix cache (the tokens it records per cached block).
-[<Literal>]
-let maxCachedTokens = 1073741824

@@ -86,10 +86,9 @@ let private zero =
     { Admitted = 0L; Refused = 0L; AppendsRefused = 0L; Finished = 0L; Preempted = 0L; PromptTokens = 0L; ReusedTokens = 0L
       Lookups = 0L; Hits = 0L; Collisions = 0L; CrossSaltCollisions = 0L; Registered = 0L; RegistrationsSkipped = 0L }
 
-let create (blockSize: int) (maxBlocks: int) (hashing: Hashing) (alloc: Allocator.State) : Result<State, Fault> =
+let create (blockSize: int) (maxBlocks: int) (hashing: Hashing) : Result<State, Fault> =
     match Sequence.create blockSize maxBlocks with
     | Error f -> Error f
-    | Ok _ when int64 alloc.Capacity * int64 blockSize > int64 Limits.maxCachedTokens -> Error(BlockSizeOutOfRange blockSize)
     | Ok _ -> Ok { BlockSize = blockSize; MaxBlocksPerSeq = maxBlocks; Hashing = hashing; Requests = Map.empty; Records = Map.empty; Stats = zero }
 
 let private outOfRange q = q < 0 || q > Limits.maxSequenceId

@@ -74,8 +74,8 @@ let step (op: Op) (w: World) : Outcome<Reply> * World =
     | SeqSync q -> onSeq q (hostOnly (fun s -> Ok(), Sequence.syncContextLen s)) w
     | SeqRelease q -> onSeq q Sequence.release w
     | PrefixNew(bs, mb, k) ->
-        // Values first (block size, table size, their product with the capacity, collide), then the state.
-        match PrefixCache.create bs mb (if k > 0 then PrefixCache.Colliding k else PrefixCache.Sip) w.Alloc, w.Prefix with
+        // Values first (block size, table size, collide), then the state.
+        match PrefixCache.create bs mb (if k > 0 then PrefixCache.Colliding k else PrefixCache.Sip), w.Prefix with
         | Error f, _ -> Error(Fault f), w
         | Ok _, _ when k < 0 -> Error(Fault(CountOutOfRange k)), w
         | Ok _, Some c when not c.Requests.IsEmpty -> Error(Fault(SequenceExists(Seq.head c.Requests.Keys))), w

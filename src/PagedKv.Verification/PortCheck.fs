@@ -89,6 +89,9 @@ let describeAllocator (w: Model.World) = stateJson (Allocator.snapshot w.Alloc)
 /// A model sequence's state, as a port's `seq_state` answers it (the `ok` value).
 let describeSequence (s: Model.SeqSnapshot) = seqStateJson s
 
+/// A model request's state, as a port's `req_state` answers it (the `ok` value).
+let describeRequest (r: Model.ReqSnapshot) = reqStateJson r
+
 /// The model's state, as a port's `state` and `seq_state` would show it.
 let describeWorld (w: Model.World) =
     let snap = Model.snapshot w

@@ -22,8 +22,4 @@ public static class Limits
 
     /// <summary>Largest number of tokens in one block.</summary>
     public const int MaxBlockSize = 1 << 16;
-
-    /// <summary>Largest capacity × block size of a prefix cache: the tokens it records per cached
-    /// block (4 bytes each) fit one array (2^30 tokens: 4 GiB).</summary>
-    public const int MaxCachedTokens = 1 << 30;
 }

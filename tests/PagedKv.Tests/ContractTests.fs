@@ -72,11 +72,12 @@ let ``null arguments are ArgumentNullException`` () =
     Assert.Throws<ArgumentNullException>(fun () -> s.Release null) |> ignore
 
 [<Fact>]
-let ``TryGetBlockHash rejects an id outside the pool`` () =
+let ``TryGetBlockHash and Generation reject an id outside the pool`` () =
     let a = BlockAllocator(2)
     for b in [ -1; 2 ] do
         let e = Assert.Throws<PagedKvException>(fun () -> a.TryGetBlockHash b |> ignore)
         Assert.Equal(Fault.BlockOutOfRange, e.Fault)
+        Assert.Equal(Fault.BlockOutOfRange, Assert.Throws<PagedKvException>(fun () -> a.Generation b |> ignore).Fault)
 
 [<Fact>]
 let ``block sizes and table sizes are accepted exactly on [1, limit]`` () =
@@ -90,6 +91,7 @@ let ``block sizes and table sizes are accepted exactly on [1, limit]`` () =
 
 let private everyOp (s: PagedSeqState) (a: BlockAllocator) : (string * (unit -> unit)) list =
     [ "EnsureCapacity", (fun () -> s.EnsureCapacity(a, 1) |> ignore)
+      "AppendBlocks", (fun () -> s.AppendBlocks(ReadOnlySpan [| 0 |], fun () -> ()))
       "SetLen", (fun () -> s.SetLen 0)
       "AdvanceLen", (fun () -> s.AdvanceLen 0)
       "SyncContextLen", (fun () -> s.SyncContextLen())
@@ -188,6 +190,7 @@ let ``a sequence's table takes no more than max_blocks blocks`` () =
     use s = new PagedSeqState(Accelerators.Cpu, 1, 2)
     let e = Assert.Throws<PagedKvException>(fun () -> s.AppendBlocks(ReadOnlySpan [| 0; 1; 2 |], fun () -> failwith "must not take"))
     Assert.Equal(PagedKv.Fault.LengthOutOfRange, e.Fault)
+    Assert.Equal(3L, e.Value)
     Assert.Contains("0 + 3 blocks would pass max_blocks_per_seq=2", e.Message)
     Assert.Throws<ArgumentNullException>(fun () -> s.AppendBlocks(ReadOnlySpan [| 0 |], null)) |> ignore
     Assert.Empty(s.Blocks)

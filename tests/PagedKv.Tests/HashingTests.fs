@@ -82,6 +82,5 @@ let ``limits agree between implementation and spec`` () =
     Assert.Equal(Limits.MaxRefCount, PagedKv.Spec.Limits.maxRefCount)
     Assert.Equal(Limits.MaxBlocksPerSeq, PagedKv.Spec.Limits.maxBlocksPerSeq)
     Assert.Equal(Limits.MaxBlockSize, PagedKv.Spec.Limits.maxBlockSize)
-    Assert.Equal(Limits.MaxCachedTokens, PagedKv.Spec.Limits.maxCachedTokens)
     Assert.Equal(Limits.MaxSequenceId, PagedKv.Spec.Limits.maxSequenceId)
     Assert.Equal(int UInt16.MaxValue, Limits.MaxRefCount)

@@ -120,8 +120,8 @@ type PolicyOp =
     | Hit of i: int
     /// The i-th hashed free block loses its hash.
     | Dropped of i: int
-    /// Plan n allocations.
-    | Plan of n: int
+    /// Plan n allocations after taking some free blocks (indexes into the free list, hashed or not).
+    | Plan of taken: int list * n: int
 
 [<Settings.ScaledProperty(40)>]
 let ``both policies equal the spec's FreeOrder at large capacities`` () =
@@ -132,7 +132,7 @@ let ``both policies equal the spec's FreeOrder at large capacities`` () =
             let! ops =
                 Gen.listOfLength 300 (Gen.frequency
                     [ 4, Gen.constant Allocate; 4, Gen.map2 (fun i h -> Release(i, h)) (Gen.choose (0, 1000)) (Gen.elements [ true; true; false ])
-                      2, Gen.map Hit (Gen.choose (0, 1000)); 1, Gen.map Dropped (Gen.choose (0, 1000)); 1, Gen.map Plan (Gen.choose (0, 40)) ])
+                      2, Gen.map Hit (Gen.choose (0, 1000)); 1, Gen.map Dropped (Gen.choose (0, 1000)); 1, Gen.map2 (fun t n -> Plan(t, n)) (Gen.listOf (Gen.choose (0, 1000)) |> Gen.map (List.truncate 6)) (Gen.choose (0, 40)) ])
             return policy, capacity, ops
         }
     Prop.forAll (Arb.fromGen genCase) (fun (policy, capacity, ops) ->
@@ -168,14 +168,19 @@ let ``both policies equal the spec's FreeOrder at large capacities`` () =
                 impl.HashDropped b
                 order <- Allocator.FreeOrder.hashDropped policy b order
                 true
-            | Plan n when n <= order.Length ->
-                let planned = Array.zeroCreate n
-                impl.Plan(ReadOnlySpan<int>.Empty, Span planned)
-                let expected, _ =
-                    List.mapFold (fun (o: int list) () ->
-                        let i = Allocator.FreeOrder.choose policy hashed.Contains o
-                        o[i], Allocator.FreeOrder.remove policy i o) order (List.replicate n ())
-                List.ofArray planned = expected
+            | Plan(takenIndexes, n) ->
+                let taken = takenIndexes |> List.choose (fun i -> if order.IsEmpty then None else Some(nth order i)) |> List.distinct
+                if taken.Length + n > order.Length then true
+                else
+                    let planned = Array.zeroCreate n
+                    impl.Plan(ReadOnlySpan(Array.ofList taken), Span planned)
+                    let afterTakes = taken |> List.fold (fun (o: int list) b -> Allocator.FreeOrder.remove policy (List.findIndex ((=) b) o) o) order
+                    // Taken blocks keep whatever hash they had; the plan's choices see the rest.
+                    let expected, _ =
+                        List.mapFold (fun (o: int list) () ->
+                            let i = Allocator.FreeOrder.choose policy hashed.Contains o
+                            o[i], Allocator.FreeOrder.remove policy i o) afterTakes (List.replicate n ())
+                    List.ofArray planned = expected && List.ofSeq impl.Order = List.rev order && isNull (impl.Inconsistency(fun b -> hashed.Contains b))
             | _ -> true
         ops |> List.forall (fun op -> stepOk op && impl.Count = order.Length)
         && List.ofSeq impl.Order = List.rev order

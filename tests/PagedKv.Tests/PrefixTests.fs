@@ -16,6 +16,8 @@ open PagedKv.Prefix
 open PagedKv.Protocol
 open PagedKv.Sequences
 open PagedKv.Verification
+open ILGPU
+open ILGPU.Runtime
 
 /// Events every full-size run must contain.
 let requiredEvents =
@@ -59,16 +61,67 @@ let private acc () = Accelerators.Cpu
 [<Collection("device")>]
 type PrefixContract() =
     [<Fact>]
-    member _.``construction checks its arguments``() =
+    member _.``construction checks its arguments, exactly at the limits``() =
         let a = BlockAllocator(8)
         Assert.Throws<ArgumentNullException>(fun () -> new PrefixCache(null, acc (), 4, 4) |> ignore) |> ignore
         Assert.Throws<ArgumentNullException>(fun () -> new PrefixCache(a, null, 4, 4) |> ignore) |> ignore
-        for bs, mb, fault in [ 0, 4, Fault.BlockSizeOutOfRange; Limits.MaxBlockSize + 1, 4, Fault.BlockSizeOutOfRange; 4, 0, Fault.MaxBlocksOutOfRange ] do
-            Assert.Equal(fault, Assert.Throws<PagedKvException>(fun () -> new PrefixCache(a, acc (), bs, mb) |> ignore).Fault)
-        let big = BlockAllocator(1 <<< 16)
-        let e = Assert.Throws<PagedKvException>(fun () -> new PrefixCache(big, acc (), Limits.MaxBlockSize, 4) |> ignore)
-        Assert.Contains("cached tokens", e.Message)
+        for bs, mb, fault, text in
+            [ 0, 4, Fault.BlockSizeOutOfRange, "block_size=0 is outside [1, 65536]"
+              Limits.MaxBlockSize + 1, 4, Fault.BlockSizeOutOfRange, "block_size=65537 is outside [1, 65536]"
+              4, 0, Fault.MaxBlocksOutOfRange, "max_blocks_per_seq=0 is outside [1, 1048576]"
+              4, Limits.MaxBlocksPerSeq + 1, Fault.MaxBlocksOutOfRange, "max_blocks_per_seq=1048577 is outside [1, 1048576]" ] do
+            let e = Assert.Throws<PagedKvException>(fun () -> new PrefixCache(a, acc (), bs, mb) |> ignore)
+            Assert.Equal(fault, e.Fault)
+            Assert.Equal(text, e.Message)
+        use widest = new PrefixCache(a, acc (), Limits.MaxBlockSize, Limits.MaxBlocksPerSeq)
+        Assert.Equal(Limits.MaxBlocksPerSeq, widest.MaxBlocksPerSeq)
         Assert.Throws<ArgumentOutOfRangeException>(fun () -> CollidingHasher(0) |> ignore) |> ignore
+        Assert.Equal(3, CollidingHasher(3).Distinct)
+
+    [<Fact>]
+    member _.``request ids and lengths are accepted exactly up to their limits``() =
+        let a = BlockAllocator(8)
+        use c = new PrefixCache(a, acc (), 2, 3)
+        Assert.True(c.Admit(Limits.MaxSequenceId, ReadOnlySpan(Array.create 6 1u), 0UL).Admitted) // 3 blocks of 2: exactly full
+        let e = Assert.Throws<PagedKvException>(fun () -> c.Append(Limits.MaxSequenceId, ReadOnlySpan(Array.create 7 1u)) |> ignore)
+        Assert.Equal("request of 7 tokens is longer than a sequence holds (3 blocks × 2)", e.Message)
+        let e = Assert.Throws<PagedKvException>(fun () -> c.Admit(0, ReadOnlySpan(Array.create 7 1u), 0UL) |> ignore)
+        Assert.Equal("prompt of 7 tokens is longer than a sequence holds (3 blocks × 2)", e.Message)
+        let e = Assert.Throws<PagedKvException>(fun () -> c.Finish(Limits.MaxSequenceId + 1))
+        Assert.Equal("request id 65537 is outside [0, 65536]", e.Message)
+        Assert.Equal("no request 5", Assert.Throws<PagedKvException>(fun () -> c.Finish 5).Message)
+
+    [<Fact>]
+    member _.``sequences go through the given copy seam and are kept for reuse, and Dispose releases them all``() =
+        let a = BlockAllocator(8)
+        let arm = FaultArm()
+        let c = new PrefixCache(a, acc (), 2, 4, null, fun () -> SeamCopies(arm) :> IDeviceCopies)
+        arm.Arm 0
+        Assert.Throws<DeviceFaultException>(fun () -> c.Admit(0, ReadOnlySpan [| 1u; 2u; 3u |], 0UL) |> ignore) |> ignore
+        arm.Disarm()
+        Assert.Equal(1, c.SpareSequences) // the sequence rented for the failed admission is back
+        Assert.Equal(8, a.FreeCount)
+        Assert.Empty(c.Requests)
+        Assert.True(c.Admit(0, ReadOnlySpan [| 1u; 2u; 3u |], 0UL).Admitted)
+        Assert.Equal(0, c.SpareSequences) // reused
+        let first = c.Sequence 0
+        Assert.True(c.Admit(1, ReadOnlySpan [| 4u |], 0UL).Admitted)
+        let second = c.Sequence 1
+        c.Finish 1
+        Assert.Equal(1, c.SpareSequences)
+        c.Dispose()
+        Assert.Empty(c.Requests)
+        Assert.Equal(0, c.SpareSequences)
+        Assert.Throws<ObjectDisposedException>(fun () -> first.ReadDevice() |> ignore) |> ignore
+        Assert.Throws<ObjectDisposedException>(fun () -> second.ReadDevice() |> ignore) |> ignore
+
+    [<Fact>]
+    member _.``Validate checks each request's sequence, device mirror included``() =
+        let a = BlockAllocator(8)
+        use c = new PrefixCache(a, acc (), 2, 4)
+        c.Admit(0, ReadOnlySpan [| 1u; 2u; 3u |], 0UL) |> ignore
+        c.Sequence(0).DeviceBlockTable.SubView(3, 1).CopyFromCPU([| 7u |])
+        Assert.Equal(SequenceInvariants.TableMirror, Assert.Throws<InvariantViolationException>(fun () -> c.Validate()).Invariant)
 
     [<Fact>]
     member _.``a prefix shared by two requests is reused, and survives its request as soft-free``() =

@@ -17,9 +17,13 @@ open PagedKv.Verification
 /// The original's recorded histories (random ones, edges) and our golden files (every divergence
 /// D1–D13, every error kind, LRU order): `{"in","out"}` lines, each replayed through the protocol
 /// and, where the spec models the op, through the spec.
+/// The capacity-2^24 edge trace: run as a test of its own (it allocates a pool of 2^24 blocks).
+let largest = "ferrum-edge-traces/edge-capacity-max.jsonl"
+
 let recordedFiles =
     [| Settings.vectorsDir, "ferrum-traces"; Settings.vectorsDir, "ferrum-edge-traces"; AppContext.BaseDirectory, "golden" |]
     |> Array.collect (fun (root, dir) -> Directory.GetFiles(Path.Combine(root, dir), "*.jsonl") |> Array.sort |> Array.map (fun f -> dir + "/" + Path.GetFileName f))
+    |> Array.filter ((<>) largest)
 
 let private pathOf (file: string) =
     Path.Combine((if file.StartsWith "golden/" then AppContext.BaseDirectory else Settings.vectorsDir), file)
@@ -41,10 +45,13 @@ let private seqStateJson (w: Model.World) q =
     | None -> """{"err":"invalid_argument"}"""
     | Some(_, s) -> "{\"ok\":" + PortCheck.describeSequence s + "}"
 
+let private statsJson (s: PrefixCache.Stats) =
+    sprintf """{"ok":{"admitted":%d,"refused":%d,"appends_refused":%d,"finished":%d,"preempted":%d,"prompt_tokens":%d,"reused_tokens":%d,"lookups":%d,"hits":%d,"collisions":%d,"cross_salt_collisions":%d,"registered":%d,"registrations_skipped":%d}}"""
+        s.Admitted s.Refused s.AppendsRefused s.Finished s.Preempted s.PromptTokens s.ReusedTokens s.Lookups s.Hits s.Collisions s.CrossSaltCollisions s.Registered s.RegistrationsSkipped
+
 let recorded = recordedFiles |> Array.map (fun f -> [| box f |])
 
-[<Theory; MemberData(nameof recorded)>]
-let ``a recorded history replays with identical outs, through the protocol and through the spec`` (file: string) =
+let private replayRecorded (file: string) =
     use session = new ReplaySession()
     let mutable model = None
     let mutable faultArmed = false
@@ -64,6 +71,11 @@ let ``a recorded history replays with identical outs, through the protocol and t
             | _, Some _, _ when faultArmed && expected = "err device_error" -> None // the spec has no device to fail: the op is undone
             | "state", _, Some w -> Some(stateJson w)
             | "seq_state", _, Some w -> Some(seqStateJson w (e.GetProperty("seq").GetInt32()))
+            | "req_state", _, Some w ->
+                let q = e.GetProperty("seq").GetInt32()
+                (Model.snapshot w).Requests |> List.tryFind (fst >> (=) q) |> Option.map (fun (_, r) -> "{\"ok\":" + PortCheck.describeRequest r + "}")
+            | "prefix_stats", _, Some w -> w.Prefix |> Option.map (fun c -> statsJson c.Stats)
+            | _, Some op, Some w when not (Differential.runnable w op) -> None // before prefix_new: the protocol's bad_request
             | _, Some(New(c, p)), _ ->
                 match Allocator.create p c with
                 | Ok s -> model <- Some(Model.world s); Some(Op.outcomeJson (Ok Done))
@@ -80,11 +92,17 @@ let ``a recorded history replays with identical outs, through the protocol and t
         | Some answer -> Assert.True((expected = comparable (node answer)), sprintf "%s line %d: %s → expected %s, spec gave %s" file (i + 1) request expected answer)
         | None -> ()
 
+[<Theory; MemberData(nameof recorded)>]
+let ``a recorded history replays with identical outs, through the protocol and through the spec`` (file: string) = replayRecorded file
+
+[<Fact>]
+let ``largest-pool: the original's capacity-2^24 trace replays with identical outs, through the protocol and through the spec`` () = replayRecorded largest
+
 /// Random histories over an allocator and sequences (on the CPU accelerator), rendered as
 /// protocol lines, give exactly the spec's responses; `state` and every `seq_state` report
 /// exactly the spec's state after every line.
 [<Settings.ScaledProperty(60)>]
-let ``protocol responses equal the spec's on random histories`` () =
+let ``on-device: protocol responses equal the spec's on random histories with sequences`` () =
     Prop.forAll History.arbWithSequences (fun h ->
         use session = new ReplaySession()
         let state0 = Allocator.create h.Policy h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f) |> Model.world
@@ -100,6 +118,36 @@ let ``protocol responses equal the spec's on random histories`` () =
                 [ 0 .. 3 ] |> List.forall (fun q ->
                     comparable (node (session.Handle(sprintf """{"op":"seq_state","seq":%d}""" q))) = comparable (node (seqStateJson model' q)))
             model', ok && same && sameState && sameSeqs) (state0, true)
+        |> snd)
+
+/// Random prefix-cache histories through the protocol give exactly the spec's responses; `state`,
+/// every `req_state` and `prefix_stats` report exactly the spec's state after every line.
+[<Settings.ScaledProperty(60)>]
+let ``on-device: protocol responses equal the spec's on random prefix-cache histories`` () =
+    Prop.forAll History.arbWithRequests (fun h ->
+        use session = new ReplaySession()
+        let state0 = Allocator.create h.Policy h.Capacity |> Result.defaultWith (fun f -> failwithf "%A" f) |> Model.world
+        session.Handle(Op.toJson (New(h.Capacity, h.Policy))) |> ignore
+        h.Ops
+        |> List.fold (fun (model: Model.World, ok) aop ->
+            let op = History.resolve model aop
+            if not (Differential.runnable model op) then model, ok
+            else
+                let expected, model' = Model.step op model
+                let response = session.Handle(Op.toJson op)
+                let same = comparable (node response) = comparable (node (Op.outcomeJson expected))
+                let sameState = comparable (node (session.Handle """{"op":"state"}""")) = comparable (node (stateJson model'))
+                let snap = Model.snapshot model'
+                let sameRequests =
+                    snap.Requests |> List.forall (fun (q, r) ->
+                        comparable (node (session.Handle(sprintf """{"op":"req_state","seq":%d}""" q))) = comparable (node ("{\"ok\":" + PortCheck.describeRequest r + "}")))
+                let sameStats =
+                    match snap.PrefixStats with
+                    | Some stats -> comparable (node (session.Handle """{"op":"prefix_stats"}""")) = comparable (node (statsJson stats))
+                    | None -> true
+                if not (same && sameState && sameRequests && sameStats) then
+                    failwithf "%s → %s (spec %s); state %b, requests %b, stats %b" (Op.toJson op) response (Op.outcomeJson expected) sameState sameRequests sameStats
+                model', ok) (state0, true)
         |> snd)
 
 let malformed =

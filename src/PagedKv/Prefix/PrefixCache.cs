@@ -71,9 +71,11 @@ public sealed class PrefixCacheStats
 /// <remarks>
 /// <para>Collision safety: a hash hit counts only if the cached block holds exactly the request's
 /// tokens for that block, under the same salt, with the same parent block still holding the same
-/// content (its allocator <see cref="BlockAllocator.Generation"/>). Per block this costs
-/// block_size × 4 + 20 bytes (tokens, salt, parent, the parent's and its own generation): 84
-/// bytes at block size 16. A block that another allocator user re-allocated fails the check too.</para>
+/// content (its allocator <see cref="BlockAllocator.Generation"/>). Per block of the pool this costs
+/// 28 bytes (a reference to its tokens, salt, parent, the parent's and its own generation), and
+/// block_size × 4 + 24 more once the block is first cached (its tokens, kept and overwritten in
+/// place after that): 116 bytes at block size 16. A block that another allocator user
+/// re-allocated fails the check too.</para>
 /// <para>All or nothing: a refused or failed call (a misuse: <see cref="PagedKvException"/>; a
 /// device fault: <see cref="DeviceFaultException"/>) changes nothing.</para>
 /// <para>Ends: <see cref="Finish"/> and <see cref="Preempt"/> free a request's blocks last first,
@@ -89,7 +91,7 @@ public sealed class PrefixCache : IDisposable
     private readonly Stack<PagedSeqState> spare = new();
 
     // What each cached block holds, written when the cache registers it.
-    private readonly uint[] cachedTokens;
+    private readonly uint[]?[] cachedTokens; // per block, allocated when the block is first recorded
     private readonly ulong[] salts;
     private readonly int[] parents;
     private readonly uint[] parentGenerations;
@@ -109,18 +111,13 @@ public sealed class PrefixCache : IDisposable
         {
             throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocksPerSeq, $"max_blocks_per_seq={maxBlocksPerSeq} is outside [1, {Limits.MaxBlocksPerSeq}]");
         }
-        if ((long)allocator.Capacity * blockSize > Limits.MaxCachedTokens)
-        {
-            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize,
-                $"block_size={blockSize} × capacity {allocator.Capacity} = {(long)allocator.Capacity * blockSize} cached tokens, more than {Limits.MaxCachedTokens}");
-        }
         this.allocator = allocator;
         this.accelerator = accelerator;
         this.hasher = hasher ?? SipBlockHasher.Instance;
         this.copiesForNewSequence = copiesForNewSequence ?? (() => DirectCopies.Instance);
         BlockSize = blockSize;
         MaxBlocksPerSeq = maxBlocksPerSeq;
-        cachedTokens = new uint[(long)allocator.Capacity * blockSize];
+        cachedTokens = new uint[]?[allocator.Capacity];
         salts = new ulong[allocator.Capacity];
         parents = new int[allocator.Capacity];
         parentGenerations = new uint[allocator.Capacity];
@@ -132,6 +129,9 @@ public sealed class PrefixCache : IDisposable
     public int MaxBlocksPerSeq { get; }
 
     public PrefixCacheStats Stats { get; } = new();
+
+    /// <summary>Sequences kept for reuse by the next admissions (their device buffers allocated once).</summary>
+    public int SpareSequences => spare.Count;
 
     /// <summary>The ids of the requests admitted and not yet finished or preempted, ascending.</summary>
     public IEnumerable<int> Requests
@@ -369,8 +369,8 @@ public sealed class PrefixCache : IDisposable
         contentGenerations[block] == allocator.Generation(block) + 1
         && salts[block] == salt
         && parents[block] == parent
-        && (parent < 0 || parentGenerations[block] == allocator.Generation(parent))
-        && cachedTokens.AsSpan(block * BlockSize, BlockSize).SequenceEqual(tokens);
+        && parentGenerations[block] == (parent < 0 ? 0 : allocator.Generation(parent))
+        && cachedTokens[block].AsSpan().SequenceEqual(tokens);
 
     private void RegisterFullBlocks(Request request)
     {
@@ -388,7 +388,7 @@ public sealed class PrefixCache : IDisposable
             int block = request.Seq.Blocks[i];
             int parent = i == 0 ? -1 : request.Seq.Blocks[i - 1];
             allocator.RegisterBlockHash(block, hash);
-            blockTokens.CopyTo(cachedTokens.AsSpan(block * BlockSize, BlockSize));
+            blockTokens.CopyTo(cachedTokens[block] ??= new uint[BlockSize]);
             salts[block] = request.Salt;
             parents[block] = parent;
             parentGenerations[block] = parent < 0 ? 0 : allocator.Generation(parent);
