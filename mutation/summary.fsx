@@ -8,7 +8,7 @@ open System.IO
 open System.Text.Json
 
 let args = fsi.CommandLineArgs |> Array.skip 1
-let listed = File.ReadAllText args[0]
+let listed = File.ReadAllText(args[0]).Replace("\\|", "|") // a table cell escapes | as \|
 let breakAt = float args[1]
 let reports = args[2..] |> Array.map (fun f -> JsonDocument.Parse(File.ReadAllText f).RootElement)
 let normalize (s: string) = String.Join(" ", s.Split([| ' '; '\t' |], StringSplitOptions.RemoveEmptyEntries))

@@ -75,6 +75,8 @@ type PrefixContract() =
             Assert.Equal(text, e.Message)
         use widest = new PrefixCache(a, acc (), Limits.MaxBlockSize, Limits.MaxBlocksPerSeq)
         Assert.Equal(Limits.MaxBlocksPerSeq, widest.MaxBlocksPerSeq)
+        use narrowest = new PrefixCache(a, acc (), 1, 1)
+        Assert.Equal((1, 1), (narrowest.BlockSize, narrowest.MaxBlocksPerSeq))
         Assert.Throws<ArgumentOutOfRangeException>(fun () -> CollidingHasher(0) |> ignore) |> ignore
         Assert.Equal(3, CollidingHasher(3).Distinct)
 
