@@ -209,24 +209,34 @@ let registerBlockHash (b: Block) (h: Hash) (s: State) : Outcome<unit> * State =
 let refCountOf (b: Block) (s: State) : Outcome<int> =
     if outOfRange s b then Error(Fault(BlockOutOfRange b)) else Ok(refCount s b)
 
-/// Full observable state, the form both sides are compared in.
+/// Full observable state, the form both sides are compared in. The per-block fields are arrays
+/// (compared element by element like lists, with `=`): the differential runner builds and compares
+/// two of these after every step, and at a capacity of thousands lists would dominate its cost.
 type Snapshot =
     { Capacity: int
       /// Bottom → top (as the protocol's `state` shows it).
-      FreeList: Block list
-      RefCounts: int list
+      FreeList: Block[]
+      /// By block id.
+      RefCounts: int[]
       HashTable: (Hash * Block) list
       PeakInUse: int
       /// By block id. Not in the protocol's `state`.
-      Generations: uint32 list }
+      Generations: uint32[] }
+
+/// A per-block map by block id 0 … capacity − 1, `absent` where the map has no entry
+/// (`Array.init capacity (refCount s)`, in O(capacity) rather than O(capacity log capacity)).
+let private byBlock (capacity: int) (absent: 'v) (m: Map<Block, 'v>) : 'v[] =
+    let values = Array.create capacity absent
+    m |> Map.iter (fun b v -> if b >= 0 && b < capacity then values[b] <- v)
+    values
 
 let snapshot (s: State) : Snapshot =
     { Capacity = s.Capacity
-      FreeList = List.rev s.FreeList
-      RefCounts = List.init s.Capacity (refCount s)
+      FreeList = Array.rev (Array.ofList s.FreeList)
+      RefCounts = byBlock s.Capacity 0 s.RefCounts
       HashTable = Map.toList s.HashToBlock
       PeakInUse = s.PeakInUse
-      Generations = List.init s.Capacity (generation s) }
+      Generations = byBlock s.Capacity 0u s.Generations }
 
 /// The invariants (names as in src/PagedKv/Allocation/BlockAllocator.Invariants.cs) that fail on s.
 /// (RefCounts holds exactly the blocks with references: withRef removes a block at 0.)

@@ -69,7 +69,7 @@ type private Pending =
       Expect: Expect
       Before: Model.World }
 
-let private ints (xs: int list) = "[" + String.Join(",", xs) + "]"
+let private ints (xs: int seq) = "[" + String.Join(",", xs) + "]"
 
 let private stateJson (s: Allocator.Snapshot) =
     let table = s.HashTable |> List.map (fun (h, b) -> sprintf """{"hash":"%d","block":%d}""" h b)
@@ -100,7 +100,7 @@ let describeWorld (w: Model.World) =
 
 /// Where two allocator states differ, field by field.
 let private stateDiff (profile: Profile) (expected: Allocator.Snapshot) (actual: Allocator.Snapshot) =
-    let freeList (s: Allocator.Snapshot) = if profile = Any then List.sort s.FreeList else s.FreeList
+    let freeList (s: Allocator.Snapshot) = if profile = Any then Array.sort s.FreeList else s.FreeList
     [ if expected.Capacity <> actual.Capacity then "capacity"
       if freeList expected <> freeList actual then (if profile = Any then "free_list (as a set)" else "free_list")
       if expected.RefCounts <> actual.RefCounts then "ref_counts"

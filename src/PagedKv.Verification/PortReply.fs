@@ -120,7 +120,7 @@ let stateOf (e: JsonElement) : Result<Allocator.Snapshot, string> =
     if e.ValueKind <> JsonValueKind.Object then Error "state is not an object"
     else
         match intField "capacity", intsField "free_list", intsField "ref_counts", table, intField "peak_in_use" with
-        | Some c, Some fl, Some rc, Some t, Some p -> Result.Ok { Capacity = c; FreeList = fl; RefCounts = rc; HashTable = t; PeakInUse = p; Generations = [] }
+        | Some c, Some fl, Some rc, Some t, Some p -> Result.Ok { Capacity = c; FreeList = Array.ofList fl; RefCounts = Array.ofList rc; HashTable = t; PeakInUse = p; Generations = [||] }
         | _ -> Error "state lacks a field or has one of the wrong type (capacity, free_list, ref_counts, hash_table, peak_in_use)"
 
 /// The fields of a `seq_state` reply: blocks and len always; device fields as the port reports them.

@@ -55,11 +55,11 @@ module Convert =
 
     let allocator (s: AllocatorSnapshot) : Allocator.Snapshot =
         { Capacity = s.Capacity
-          FreeList = List.ofArray s.FreeList
-          RefCounts = List.ofArray s.RefCounts
+          FreeList = s.FreeList
+          RefCounts = s.RefCounts
           HashTable = s.HashTable |> Seq.map (fun struct (h, b) -> h, b) |> List.ofSeq
           PeakInUse = s.PeakInUse
-          Generations = List.ofArray s.Generations }
+          Generations = s.Generations }
 
     /// The prefix cache's counts, as the spec's record.
     let stats (s: PagedKv.Prefix.PrefixCacheStats) : PrefixCache.Stats =
@@ -103,6 +103,12 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
     let onSeam q (f: PagedSeqState -> 'a) = let s, seam = seqAndSeam q in seam.Attribute(fun () -> f s)
     let expectNoBlock name (b: int) =
         if b <> -1 then failwithf "%s failed but gave block %d (must be -1)" name b
+    /// The reply for a typed error (returned, not rethrown: a throw costs microseconds).
+    let refusal (e: PagedKvException) =
+        // A clear error names the offending value.
+        if not (e.Message.Contains(string e.Value)) then
+            failwithf "%A error message does not name the value %d: %s" e.Fault e.Value e.Message
+        Error(Fault(Convert.fault e))
     let device () =
         match accelerator with
         | Some acc -> acc
@@ -149,7 +155,7 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
                     if refs () <> refsBefore then failwith "EnsureCanFree changed a ref count"
                     match probe, fault (fun () -> a.Free(ReadOnlySpan blocks)) with
                     | None, None -> Ok Done
-                    | Some p, Some e when p.Fault = e.Fault && p.Value = e.Value && p.Message = e.Message -> raise e
+                    | Some p, Some e when p.Fault = e.Fault && p.Value = e.Value && p.Message = e.Message -> refusal e
                     | p, e -> failwithf "EnsureCanFree threw %A but Free %A" (p |> Option.map (fun x -> x.Message)) (e |> Option.map (fun x -> x.Message))
                 | Acquire b ->
                     a.Acquire b
@@ -226,10 +232,7 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
                     (cache ()).Preempt q
                     Ok Done
             with :? PagedKvException as e ->
-                // A clear error names the offending value.
-                if not (e.Message.Contains(string e.Value)) then
-                    failwithf "%A error message does not name the value %d: %s" e.Fault e.Value e.Message
-                Error(Fault(Convert.fault e))
+                refusal e
 
         member _.Snapshot() =
             { Alloc = Convert.allocator (a.Snapshot())
@@ -246,18 +249,19 @@ type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.
 
         member _.Validate() =
             a.Validate()
-            // TryGetBlockHash is the inverse of the hash table, block by block.
+            // TryGetBlockHash is the inverse of the hash table (TryPeekHash), block by block, and
+            // as many blocks have a hash as the table holds (no copy of the state: O(capacity)).
             let mutable hashed = 0
-            for struct (h, b) in a.Snapshot().HashTable do
-                match a.TryGetBlockHash b with
-                | true, h' when h = h' -> hashed <- hashed + 1
-                | got -> failwithf "TryGetBlockHash(%d) = %A, hash table says %d" b got h
             for b in 0 .. a.Capacity - 1 do
                 match a.TryGetBlockHash b with
-                | true, _ -> hashed <- hashed - 1
+                | true, h ->
+                    match a.TryPeekHash h with
+                    | true, b' when b' = b -> hashed <- hashed + 1
+                    | got -> failwithf "TryGetBlockHash(%d) = %d, but the hash table maps it to %A" b h got
                 | false, 0UL -> ()
                 | got -> failwithf "TryGetBlockHash(%d) = %A for a block without a hash (must be false, 0)" b got
-            if hashed <> 0 then failwithf "%d more blocks say they have a hash than the hash table holds" -hashed
+            if hashed <> a.HashTableSize then
+                failwithf "%d blocks say they have a hash; the hash table holds %d" hashed a.HashTableSize
             for s, _ in seqs.Values do
                 s.Validate()
             prefix |> Option.iter (fun p -> p.Validate())

@@ -30,7 +30,7 @@ public sealed class AllocatorWorkload
     private readonly string name;
     private readonly Policy policy;
     private readonly BlockAllocator allocator;
-    private readonly ulong[] registered;
+    private readonly int registeredCount;
     private readonly TraceOp[] trace;
     private readonly int[] one = new int[1];
     private ulong nextHash;
@@ -42,20 +42,15 @@ public sealed class AllocatorWorkload
         this.policy = policy;
         this.trace = trace;
         allocator = new BlockAllocator(name == "trace" ? 0 : n, policy);
-        registered = name == "hit_deep" ? new ulong[n] : [];
         if (name is "alloc_cached" or "hit_deep")
         {
             allocator.TryAllocateN(n, out int[]? all);
             for (int i = 0; i < n; i++)
             {
-                ulong hash = FreshHash();
-                allocator.RegisterBlockHash(all![i], hash);
-                if (registered.Length > 0)
-                {
-                    registered[all[i]] = hash;
-                }
+                allocator.RegisterBlockHash(all![i], FreshHash());
             }
             allocator.Free(all);
+            registeredCount = n;
         }
     }
 
@@ -105,8 +100,14 @@ public sealed class AllocatorWorkload
             case "hit_deep":
                 for (long i = 0; i < iterations; i++)
                 {
-                    ulong hash = registered[(int)(NextRandom() % (ulong)registered.Length)];
-                    allocator.TryAcquireByHash(hash, out one[0]);
+                    // The k-th registered hash is SplitMix(k) (FreshHash), so a uniformly random
+                    // registered hash is computed, not read from an N-entry array (whose random read
+                    // would add a cache miss of the harness's own to every iteration).
+                    ulong hash = SplitMix(1 + NextRandom() % (ulong)registeredCount);
+                    if (!allocator.TryAcquireByHash(hash, out one[0]))
+                    {
+                        throw new InvalidOperationException($"hit_deep: hash {hash} missed; every registered hash must hit");
+                    }
                     allocator.Free(one);
                     sink += one[0];
                 }
