@@ -74,14 +74,15 @@ var simTrace = new Option<string?>("--trace") { Description = "JSONL arrivals {\
 var plot = new Option<string?>("--plot") { Description = "Write a chart of hit rate against pool size per policy (SVG)." };
 var json = new Option<bool>("--json") { Description = "One JSON object per (policy, pool size) instead of the table." };
 var simMaxBlocks = new Option<int>("--max-blocks-per-seq") { Description = "Longest block table of one request.", DefaultValueFactory = _ => 4096 };
+var simCollide = new Option<int>("--collide") { Description = "Reduce every block hash to one of K values, so lookups meet collisions all the time (0: the original's hash)." };
 var simulate = new Command("simulate", "Size a pool and pick a policy: a serving workload through the prefix cache, per policy and pool size.")
 {
-    simBlocks, simBlockSize, simPolicy, simRequests, simTenants, simRate, simSeed, noSalt, simTrace, plot, json, simMaxBlocks,
+    simBlocks, simBlockSize, simPolicy, simRequests, simTenants, simRate, simSeed, noSalt, simTrace, plot, json, simMaxBlocks, simCollide,
 };
 simulate.SetAction(parse => PagedKv.Cli.Simulate.SimulateCommand.Run(new PagedKv.Cli.Simulate.SimulateCommand.Settings(
     parse.GetValue(simBlocks)!, parse.GetValue(simBlockSize), parse.GetValue(simPolicy)!, parse.GetValue(simRequests), parse.GetValue(simTenants),
     parse.GetValue(simRate), parse.GetValue(simSeed), parse.GetValue(noSalt), parse.GetValue(simTrace), parse.GetValue(plot), parse.GetValue(json),
-    parse.GetValue(simMaxBlocks))));
+    parse.GetValue(simMaxBlocks), parse.GetValue(simCollide))));
 
 var root = new RootCommand("PagedKv.Verified: the verified reference paged KV-cache block allocator.")
 {

@@ -9,6 +9,7 @@ using OxyPlot.Axes;
 using OxyPlot.Legends;
 using OxyPlot.Series;
 using PagedKv.Allocation;
+using PagedKv.Prefix;
 using PagedKv.Protocol;
 using Spectre.Console;
 
@@ -22,7 +23,7 @@ internal static class SimulateCommand
 {
     public sealed record Settings(
         string Blocks, int BlockSize, string Policy, int Requests, int Tenants, double Rate, ulong? Seed,
-        bool NoSalt, string? Trace, string? Plot, bool Json, int MaxBlocksPerSeq);
+        bool NoSalt, string? Trace, string? Plot, bool Json, int MaxBlocksPerSeq, int Collide = 0);
 
     public static int Run(Settings s)
     {
@@ -56,6 +57,11 @@ internal static class SimulateCommand
         {
             return Usage("--block-size, --requests, --tenants, --rate and --max-blocks-per-seq must be positive (and within the limits)");
         }
+        if (s.Collide < 0)
+        {
+            return Usage($"--collide takes a number of distinct hashes >= 1 (0: the original's hash), not {s.Collide}");
+        }
+        IBlockHasher hasher = s.Collide > 0 ? new CollidingHasher(s.Collide) : SipBlockHasher.Instance;
 
         ulong seed = s.Seed ?? (ulong)Random.Shared.NextInt64();
         List<Arrival> arrivals;
@@ -69,7 +75,7 @@ internal static class SimulateCommand
         {
             return Usage(e.Message);
         }
-        string source = s.Trace is { } t ? $"trace {t}" : $"synthetic, seed {seed}";
+        string source = (s.Trace is { } t ? $"trace {t}" : $"synthetic, seed {seed}") + (s.Collide > 0 ? $", hashes reduced to {s.Collide} values" : "");
         if (!s.Json)
         {
             AnsiConsole.MarkupLine($"[bold]simulate[/]: {arrivals.Count:N0} requests ({Markup.Escape(source)}), block size {s.BlockSize}, {(s.NoSalt ? "tenants share the cache (no salt)" : "each tenant salted")}");
@@ -83,7 +89,7 @@ internal static class SimulateCommand
                 foreach (int blocks in sizes)
                 {
                     string name = $"{(policy == Policy.Lru ? "lru" : "lifo")} × {blocks} blocks";
-                    results.Add(Simulation.Run(arrivals, policy, blocks, s.BlockSize, s.MaxBlocksPerSeq, !s.NoSalt, Accelerators.Cpu,
+                    results.Add(Simulation.Run(arrivals, policy, blocks, s.BlockSize, s.MaxBlocksPerSeq, !s.NoSalt, hasher, Accelerators.Cpu,
                         done => progress?.Invoke(name, done)));
                 }
             }
@@ -129,6 +135,7 @@ internal static class SimulateCommand
                     prompt_tokens = r.PromptTokens,
                     reused_tokens = r.ReusedTokens,
                     hit_rate = Math.Round(r.HitRate, 4),
+                    computed_tokens = r.ComputedTokens,
                     refused = r.Refused,
                     preempted = r.Preempted,
                     peak_blocks = r.PeakBlocks,
@@ -142,12 +149,12 @@ internal static class SimulateCommand
         }
         else
         {
-            var table = new Table().AddColumns("policy", "blocks", "requests", "prompt tokens", "reused", "hit rate", "refusals", "preemptions",
+            var table = new Table().AddColumns("policy", "blocks", "requests", "prompt tokens", "reused", "hit rate", "computed", "refusals", "preemptions",
                 "peak blocks", "wrong reuses prevented", "wrong / cross-salt reuses");
             foreach (var r in results)
             {
                 table.AddRow(r.Policy, $"{r.Blocks:N0}", $"{r.Completed:N0}" + (r.Dropped > 0 ? $" (+{r.Dropped} too large)" : ""),
-                    $"{r.PromptTokens:N0}", $"{r.ReusedTokens:N0}", $"{100 * r.HitRate:F1}%", $"{r.Refused:N0}", $"{r.Preempted:N0}",
+                    $"{r.PromptTokens:N0}", $"{r.ReusedTokens:N0}", $"{100 * r.HitRate:F1}%", $"{r.ComputedTokens:N0}", $"{r.Refused:N0}", $"{r.Preempted:N0}",
                     $"{r.PeakBlocks:N0}", $"{r.WrongReusesPrevented:N0}", $"{r.WrongReuses} / {r.CrossSaltReuses} of {r.ReuseChecks:N0} checked");
             }
             AnsiConsole.Write(table);
@@ -160,8 +167,8 @@ internal static class SimulateCommand
                 AnsiConsole.MarkupLine($"chart: [cyan]{Markup.Escape(plot)}[/]");
             }
         }
-        // A wrong reuse would be a bug in the cache: say so through the exit code.
-        return results.Any(r => r.WrongReuses > 0) ? 1 : 0;
+        // A wrong or cross-salt reuse would be a bug in the cache: say so through the exit code.
+        return results.Any(r => r.WrongReuses > 0 || r.CrossSaltReuses > 0) ? 1 : 0;
     }
 
     /// <summary>Hit rate against pool size, one line per policy, as SVG (OxyPlot's exporter: no native code).</summary>

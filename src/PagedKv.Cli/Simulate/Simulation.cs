@@ -25,8 +25,14 @@ public sealed record SimulationResult(
     long ReuseChecks,
     long Steps)
 {
-    /// <summary>Prompt tokens found in the cache, over all prompt tokens admitted.</summary>
+    /// <summary>Prompt tokens found in the cache, over all prompt tokens admitted. Re-admissions
+    /// after a preemption count too, and they often find their own blocks still cached, so under
+    /// pressure the hit rate can rise while the work grows: compare <see cref="ComputedTokens"/>.</summary>
     public double HitRate => PromptTokens == 0 ? 0 : (double)ReusedTokens / PromptTokens;
+
+    /// <summary>Prompt tokens prefill had to compute (admitted minus reused), re-admissions
+    /// included: the cost a pool size and policy leave to the engine.</summary>
+    public long ComputedTokens => PromptTokens - ReusedTokens;
 }
 
 /// <summary>
@@ -65,10 +71,10 @@ public static class Simulation
     }
 
     public static SimulationResult Run(IReadOnlyList<Arrival> arrivals, Policy policy, int blocks, int blockSize, int maxBlocksPerSeq,
-        bool salted, Accelerator accelerator, Action<int>? onCompleted = null)
+        bool salted, IBlockHasher hasher, Accelerator accelerator, Action<int>? onCompleted = null)
     {
         var allocator = new BlockAllocator(blocks, policy);
-        using var cache = new PrefixCache(allocator, accelerator, blockSize, maxBlocksPerSeq);
+        using var cache = new PrefixCache(allocator, accelerator, blockSize, maxBlocksPerSeq, hasher);
         var queue = new LinkedList<Job>();
         var running = new List<Job>();
         var freeIds = new Stack<int>(Enumerable.Range(0, Limits.MaxSequenceId + 1).Reverse());
