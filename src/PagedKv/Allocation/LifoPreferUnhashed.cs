@@ -61,8 +61,11 @@ public sealed class LifoPreferUnhashed : IFreeBlockPolicy
     public int TakeForAllocation()
     {
         Debug.Assert(Count > 0, "TakeForAllocation on an empty free list");
-        int slot = unhashed.Highest();
-        return RemoveAt(slot < 0 ? Count - 1 : slot);
+        // An unhashed top entry is the one nearest the top (the common case, one bit test);
+        // otherwise the bitmap's descent finds it.
+        int top = Count - 1;
+        int slot = unhashed.Contains(top) ? top : unhashed.Highest();
+        return RemoveAt(slot < 0 ? top : slot);
     }
 
     public void Take(int block)
