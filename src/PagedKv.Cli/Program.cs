@@ -88,4 +88,15 @@ var root = new RootCommand("PagedKv.Verified: the verified reference paged KV-ca
 {
     verify, replay, check, simulate, allocatorBench, bench,
 };
-return root.Parse(args).Invoke();
+// An option that does not parse is a usage error: exit 2 with the reason, as for every other usage
+// error (exit 1 means a divergence, a wrong reuse or a failed check).
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    foreach (var error in parsed.Errors)
+    {
+        Console.Error.WriteLine($"paged-kv: {error.Message}");
+    }
+    return 2;
+}
+return parsed.Invoke();

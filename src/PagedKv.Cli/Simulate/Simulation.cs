@@ -27,12 +27,12 @@ public sealed record SimulationResult(
 {
     /// <summary>Prompt tokens found in the cache, over all prompt tokens admitted. Re-admissions
     /// after a preemption count too, and they often find their own blocks still cached, so under
-    /// pressure the hit rate can rise while the work grows: compare <see cref="ComputedTokens"/>.</summary>
+    /// pressure the hit rate can rise while the work grows: compare <see cref="PrefillTokens"/>.</summary>
     public double HitRate => PromptTokens == 0 ? 0 : (double)ReusedTokens / PromptTokens;
 
     /// <summary>Prompt tokens prefill had to compute (admitted minus reused), re-admissions
     /// included: the cost a pool size and policy leave to the engine.</summary>
-    public long ComputedTokens => PromptTokens - ReusedTokens;
+    public long PrefillTokens => PromptTokens - ReusedTokens;
 }
 
 /// <summary>
@@ -169,10 +169,11 @@ public static class Simulation
                 for (int i = 0; i < admitted.ComputedTokens / blockSize; i++)
                 {
                     checks++;
-                    if (!filled.TryGetValue(table[i], out var held) || held != (job.Salt, fingerprints[i]))
+                    bool recorded = filled.TryGetValue(table[i], out var held);
+                    if (!recorded || held != (job.Salt, fingerprints[i]))
                     {
-                        wrong++;
-                        crossSalt += held.Salt != job.Salt ? 1 : 0;
+                        wrong++; // cross-salt reuses are the wrong reuses whose block holds another salt's content
+                        crossSalt += recorded && held.Salt != job.Salt ? 1 : 0;
                     }
                 }
                 // Prefill: the rest of the prompt, into blocks reserved at admission.
