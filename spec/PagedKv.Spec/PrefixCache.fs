@@ -95,7 +95,6 @@ let private outOfRange q = q < 0 || q > Limits.maxSequenceId
 
 let private tooLong (c: State) (length: int64) = length > int64 c.MaxBlocksPerSeq * int64 c.BlockSize || length > int64 System.Int32.MaxValue
 
-let private blocksFor (c: State) (tokens: int64) = int ((tokens + int64 c.BlockSize - 1L) / int64 c.BlockSize)
 
 /// Whether block b holds exactly these tokens under this salt after this parent (−1: none),
 /// both unchanged since the record was made.
@@ -136,7 +135,7 @@ let admit (q: int) (prompt: uint32 list) (salt: uint64) (alloc: Allocator.State,
         let matched, stats = matchRun [] salt c.Stats (chunks c prompt)
         let hits = List.rev matched
         let resurrected = hits |> List.filter (fun (b, _) -> Allocator.refCount alloc b = 0) |> List.length
-        let fresh = blocksFor c (int64 prompt.Length) - hits.Length
+        let fresh = Sequence.blocksForTokens c.BlockSize (int64 prompt.Length) - hits.Length
         let available = Allocator.freeCount alloc - resurrected
         if fresh > available then
             Ok(Refused(fresh - available)), (alloc, { c with Stats = { stats with Refused = stats.Refused + 1L } })
@@ -197,7 +196,7 @@ let append (q: int) (tokens: uint32 list) (alloc: Allocator.State, c: State) : O
         if tooLong c length then Error(Fault(LengthOutOfRange(int (min length (int64 System.Int32.MaxValue))))), (alloc, c)
         elif lost.IsSome then Error(Fault(RequestBlockLost r.Seq.Blocks[lost.Value])), (alloc, c)
         else
-            let missing = blocksFor c length - r.Seq.Blocks.Length
+            let missing = Sequence.blocksForTokens c.BlockSize length - r.Seq.Blocks.Length
             if missing > 0 && Allocator.freeCount alloc < missing then
                 Ok(AppendRefused(missing - Allocator.freeCount alloc)), (alloc, { c with Stats = { c.Stats with AppendsRefused = c.Stats.AppendsRefused + 1L } })
             else

@@ -33,8 +33,12 @@ let deviceTable (s: State) = s.Blocks @ List.replicate (s.MaxBlocksPerSeq - s.Bl
 
 let tokenCapacity (s: State) = int64 s.Blocks.Length * int64 s.BlockSize
 
+/// Blocks of blockSize tokens needed to hold `tokens` tokens: ceil(tokens / blockSize), for any
+/// layer that sizes sequences (the prefix cache too).
+let blocksForTokens (blockSize: int) (tokens: int64) = int ((tokens + int64 blockSize - 1L) / int64 blockSize)
+
 /// Blocks needed to hold target tokens: ceil(target / blockSize).
-let blocksFor (target: int) (s: State) = int ((int64 target + int64 s.BlockSize - 1L) / int64 s.BlockSize)
+let blocksFor (target: int) (s: State) = blocksForTokens s.BlockSize (int64 target)
 
 let ensureCapacity (target: int) (alloc: Allocator.State, s: State) : Outcome<unit> * (Allocator.State * State) =
     let needed = blocksFor target s

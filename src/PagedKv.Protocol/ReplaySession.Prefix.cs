@@ -68,19 +68,10 @@ public sealed partial class ReplaySession
 
     private Action<Utf8JsonWriter>? PrefixNew(Request r)
     {
-        var blockSize = r.Integer("block_size");
-        var maxBlocks = r.Integer("max_blocks");
+        var (blockSize, maxBlocks) = Shape(r);
         var collide = r.OptionalInteger("collide");
-        if (blockSize.Value < 1 || blockSize.Value > Limits.MaxBlockSize)
-        {
-            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize.Value, $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
-        }
-        if (maxBlocks.Value < 1 || maxBlocks.Value > Limits.MaxBlocksPerSeq)
-        {
-            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocks.Value, $"max_blocks_per_seq={maxBlocks} is outside [1, {Limits.MaxBlocksPerSeq}]");
-        }
         IBlockHasher hasher = SipBlockHasher.Instance;
-        var cache = new PrefixCache(Allocator, accelerator(), (int)blockSize.Value, (int)maxBlocks.Value,
+        var cache = new PrefixCache(Allocator, accelerator(), blockSize, maxBlocks,
             collide is { } k && k.Value >= 1 && k.Value <= int.MaxValue ? new CollidingHasher((int)k.Value) : hasher,
             () => new SeamCopies(faults));
         if (collide is { } c && (c.Value < 1 || c.Value > int.MaxValue))
@@ -142,11 +133,7 @@ public sealed partial class ReplaySession
         w.WriteEndObject();
     };
 
-    /// <summary>Request ids are 0 … <see cref="Limits.MaxSequenceId"/>; others name no request.</summary>
-    private static int RequestId(Integer id) =>
-        id.Value < 0 || id.Value > Limits.MaxSequenceId
-            ? throw new PagedKvException(Fault.UnknownSequence, id.Value, $"request id {id} is outside [0, {Limits.MaxSequenceId}]")
-            : (int)id.Value;
+    private static int RequestId(Integer id) => Id(id, "request");
 
     private void DropPrefix()
     {

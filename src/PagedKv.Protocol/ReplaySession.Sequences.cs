@@ -55,22 +55,13 @@ public sealed partial class ReplaySession : IDisposable
     private Action<Utf8JsonWriter>? SeqNew(Request r)
     {
         int id = SequenceId(r.Integer("seq"));
-        var blockSize = r.Integer("block_size");
-        var maxBlocks = r.Integer("max_blocks");
-        if (blockSize.Value < 1 || blockSize.Value > Limits.MaxBlockSize)
-        {
-            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize.Value, $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
-        }
-        if (maxBlocks.Value < 1 || maxBlocks.Value > Limits.MaxBlocksPerSeq)
-        {
-            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocks.Value, $"max_blocks_per_seq={maxBlocks} is outside [1, {Limits.MaxBlocksPerSeq}]");
-        }
+        var (blockSize, maxBlocks) = Shape(r);
         if (sequences.ContainsKey(id))
         {
             throw new PagedKvException(Fault.SequenceExists, id, $"sequence {id} exists");
         }
         var seam = new SeamCopies(faults);
-        sequences[id] = (new PagedSeqState(accelerator(), (int)blockSize.Value, (int)maxBlocks.Value, seam), seam);
+        sequences[id] = (new PagedSeqState(accelerator(), blockSize, maxBlocks, seam), seam);
         return null;
     }
 
@@ -108,10 +99,31 @@ public sealed partial class ReplaySession : IDisposable
             : throw new PagedKvException(Fault.UnknownSequence, id, $"no sequence {id}");
     }
 
-    private static int SequenceId(Integer id) =>
+    private static int SequenceId(Integer id) => Id(id, "sequence");
+
+    /// <summary>Sequence and request ids are 0 … <see cref="Limits.MaxSequenceId"/>; others name none.
+    /// Checked here, not only by the library, because ids arrive as integers of any width.</summary>
+    private static int Id(Integer id, string what) =>
         id.Value < 0 || id.Value > Limits.MaxSequenceId
-            ? throw new PagedKvException(Fault.UnknownSequence, id.Value, $"sequence id {id} is outside [0, {Limits.MaxSequenceId}]")
+            ? throw new PagedKvException(Fault.UnknownSequence, id.Value, $"{what} id {id} is outside [0, {Limits.MaxSequenceId}]")
             : (int)id.Value;
+
+    /// <summary>A request's block_size and max_blocks, range-checked as <see cref="PagedSeqState.CheckShape"/>
+    /// does (here too, because they arrive as integers of any width and the library takes 32 bits).</summary>
+    private static (int BlockSize, int MaxBlocks) Shape(Request r)
+    {
+        var blockSize = r.Integer("block_size");
+        var maxBlocks = r.Integer("max_blocks");
+        if (blockSize.Value < 1 || blockSize.Value > Limits.MaxBlockSize)
+        {
+            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize.Value, $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
+        }
+        if (maxBlocks.Value < 1 || maxBlocks.Value > Limits.MaxBlocksPerSeq)
+        {
+            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocks.Value, $"max_blocks_per_seq={maxBlocks} is outside [1, {Limits.MaxBlocksPerSeq}]");
+        }
+        return ((int)blockSize.Value, (int)maxBlocks.Value);
+    }
 
     /// <summary>Lengths and token counts are 32-bit in the API; wider values are out of range.</summary>
     private static int Length(Integer value) =>

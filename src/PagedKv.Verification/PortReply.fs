@@ -59,11 +59,19 @@ let hashOf (e: JsonElement) =
         | _ -> None
     | _ -> None
 
+/// Some of all the values when every one is Some; else None.
+let private allSome (values: 'a option list) =
+    if values |> List.forall Option.isSome then Some(List.map Option.get values) else None
+
+/// A field of an object, if present.
+let private field (e: JsonElement) (name: string) =
+    match e.TryGetProperty name with
+    | true, v -> Some v
+    | _ -> None
+
 let private intsOf (e: JsonElement) =
     if e.ValueKind <> JsonValueKind.Array then None
-    else
-        let values = [ for x in e.EnumerateArray() -> int64Of x ]
-        if values |> List.forall Option.isSome then Some(values |> List.map (Option.get >> int)) else None
+    else [ for x in e.EnumerateArray() -> int64Of x |> Option.map int ] |> allSome
 
 /// Block ids of an `ok` value that is a block or a list of blocks.
 let blocksOf (e: JsonElement) : int list option =
@@ -101,7 +109,7 @@ let agrees (expected: Outcome<Reply>) (reply: Parsed) =
 
 /// A `state` reply as the spec's snapshot; None (with why) when a field is missing or mistyped.
 let stateOf (e: JsonElement) : Result<Allocator.Snapshot, string> =
-    let field name = match e.TryGetProperty(name: string) with | true, v -> Some v | _ -> None
+    let field = field e
     let intField name = field name |> Option.bind int64Of |> Option.map int
     let intsField name = field name |> Option.bind intsOf
     let table =
@@ -109,14 +117,13 @@ let stateOf (e: JsonElement) : Result<Allocator.Snapshot, string> =
         |> Option.bind (fun t ->
             if t.ValueKind <> JsonValueKind.Array then None
             else
-                let entries =
-                    [ for x in t.EnumerateArray() ->
-                          if x.ValueKind <> JsonValueKind.Object then None
-                          else
-                              match x.TryGetProperty "hash", x.TryGetProperty "block" with
-                              | (true, h), (true, b) -> Option.map2 (fun h b -> h, int b) (hashOf h) (int64Of b)
-                              | _ -> None ]
-                if entries |> List.forall Option.isSome then Some(List.map Option.get entries) else None)
+                [ for x in t.EnumerateArray() ->
+                      if x.ValueKind <> JsonValueKind.Object then None
+                      else
+                          match x.TryGetProperty "hash", x.TryGetProperty "block" with
+                          | (true, h), (true, b) -> Option.map2 (fun h b -> h, int b) (hashOf h) (int64Of b)
+                          | _ -> None ]
+                |> allSome)
     if e.ValueKind <> JsonValueKind.Object then Error "state is not an object"
     else
         match intField "capacity", intsField "free_list", intsField "ref_counts", table, intField "peak_in_use" with
@@ -132,7 +139,7 @@ type SeqState =
       BytesWritten: int64 option }
 
 let seqStateOf (e: JsonElement) : Result<SeqState, string> =
-    let field name = match e.TryGetProperty(name: string) with | true, v -> Some v | _ -> None
+    let field = field e
     if e.ValueKind <> JsonValueKind.Object then Error "seq_state is not an object"
     else
         match field "blocks" |> Option.bind intsOf, field "len" |> Option.bind int64Of with
@@ -153,7 +160,7 @@ type ReqState =
       DeviceTable: int list option }
 
 let reqStateOf (e: JsonElement) : Result<ReqState, string> =
-    let field name = match e.TryGetProperty(name: string) with | true, v -> Some v | _ -> None
+    let field = field e
     if e.ValueKind <> JsonValueKind.Object then Error "req_state is not an object"
     else
         match field "blocks" |> Option.bind intsOf, field "len" |> Option.bind int64Of with

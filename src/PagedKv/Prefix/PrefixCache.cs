@@ -103,14 +103,7 @@ public sealed class PrefixCache : IDisposable
     {
         ArgumentNullException.ThrowIfNull(allocator);
         ArgumentNullException.ThrowIfNull(accelerator);
-        if (blockSize < 1 || blockSize > Limits.MaxBlockSize)
-        {
-            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize, $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
-        }
-        if (maxBlocksPerSeq < 1 || maxBlocksPerSeq > Limits.MaxBlocksPerSeq)
-        {
-            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocksPerSeq, $"max_blocks_per_seq={maxBlocksPerSeq} is outside [1, {Limits.MaxBlocksPerSeq}]");
-        }
+        PagedSeqState.CheckShape(blockSize, maxBlocksPerSeq);
         this.allocator = allocator;
         this.accelerator = accelerator;
         this.hasher = hasher ?? SipBlockHasher.Instance;
@@ -176,7 +169,7 @@ public sealed class PrefixCache : IDisposable
         {
             throw new PagedKvException(Fault.LengthOutOfRange, 0, "a prompt has at least 1 token, not 0");
         }
-        int needed = BlocksFor(prompt.Length);
+        int needed = PagedSeqState.BlocksForTokens(BlockSize, prompt.Length);
 
         // The longest verified run of cached blocks, leaving at least one prompt token to compute.
         int reusable = (prompt.Length - 1) / BlockSize;
@@ -287,7 +280,7 @@ public sealed class PrefixCache : IDisposable
                     $"block {block} of request {seq} was freed or re-allocated by another user of the allocator");
             }
         }
-        int missing = BlocksFor((int)length) - request.Seq.Blocks.Count;
+        int missing = request.Seq.BlocksFor((int)length) - request.Seq.Blocks.Count;
         if (missing > 0)
         {
             if (!allocator.TryPlanAllocation(missing, out int[]? planned))
@@ -340,7 +333,7 @@ public sealed class PrefixCache : IDisposable
         {
             request.Seq.Validate();
             int full = request.Tokens.Count / BlockSize;
-            if (request.Seq.Len != request.Tokens.Count || request.Hashes.Count != full || request.Seq.Blocks.Count < BlocksFor(request.Tokens.Count))
+            if (request.Seq.Len != request.Tokens.Count || request.Hashes.Count != full || request.Seq.Blocks.Count < request.Seq.BlocksFor(request.Tokens.Count))
             {
                 throw new InvariantViolationException(PrefixCacheInvariants.RequestBounds,
                     $"request {seq}: {request.Tokens.Count} tokens, len {request.Seq.Len}, {request.Hashes.Count} hashes for {full} full blocks, {request.Seq.Blocks.Count} blocks");
@@ -433,8 +426,6 @@ public sealed class PrefixCache : IDisposable
                 $"{what} of {length} tokens is longer than a sequence holds ({MaxBlocksPerSeq} blocks × {BlockSize})");
         }
     }
-
-    private int BlocksFor(int tokens) => (int)(((long)tokens + BlockSize - 1) / BlockSize);
 
     private sealed class Request(PagedSeqState seq, ulong salt)
     {

@@ -51,16 +51,7 @@ public sealed class PagedSeqState : IDisposable
     public PagedSeqState(Accelerator accelerator, int blockSize, int maxBlocksPerSeq, IDeviceCopies? copies = null)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
-        if (blockSize < 1 || blockSize > Limits.MaxBlockSize)
-        {
-            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize,
-                $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
-        }
-        if (maxBlocksPerSeq < 1 || maxBlocksPerSeq > Limits.MaxBlocksPerSeq)
-        {
-            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocksPerSeq,
-                $"max_blocks_per_seq={maxBlocksPerSeq} is outside [1, {Limits.MaxBlocksPerSeq}]");
-        }
+        CheckShape(blockSize, maxBlocksPerSeq);
         BlockSize = blockSize;
         MaxBlocksPerSeq = maxBlocksPerSeq;
         this.copies = copies ?? DirectCopies.Instance;
@@ -91,7 +82,28 @@ public sealed class PagedSeqState : IDisposable
     public ArrayView<uint> DeviceContextLen => contextLen;
 
     /// <summary>Blocks needed to hold <paramref name="targetLen"/> tokens: ceil(targetLen / block_size).</summary>
-    public int BlocksFor(int targetLen) => (int)(((long)targetLen + BlockSize - 1) / BlockSize);
+    public int BlocksFor(int targetLen) => BlocksForTokens(BlockSize, targetLen);
+
+    /// <summary>Blocks of <paramref name="blockSize"/> tokens needed to hold <paramref name="tokens"/>
+    /// tokens: ceil(tokens / blockSize), for any layer that sizes sequences (the prefix cache too).</summary>
+    public static int BlocksForTokens(int blockSize, long tokens) => (int)((tokens + blockSize - 1) / blockSize);
+
+    /// <summary>Throws unless a sequence of this shape can exist: block size in [1, <see cref="Limits.MaxBlockSize"/>],
+    /// max blocks in [1, <see cref="Limits.MaxBlocksPerSeq"/>].</summary>
+    /// <exception cref="PagedKvException"><see cref="Fault.BlockSizeOutOfRange"/>, then <see cref="Fault.MaxBlocksOutOfRange"/>.</exception>
+    public static void CheckShape(int blockSize, int maxBlocksPerSeq)
+    {
+        if (blockSize < 1 || blockSize > Limits.MaxBlockSize)
+        {
+            throw new PagedKvException(Fault.BlockSizeOutOfRange, blockSize,
+                $"block_size={blockSize} is outside [1, {Limits.MaxBlockSize}]");
+        }
+        if (maxBlocksPerSeq < 1 || maxBlocksPerSeq > Limits.MaxBlocksPerSeq)
+        {
+            throw new PagedKvException(Fault.MaxBlocksOutOfRange, maxBlocksPerSeq,
+                $"max_blocks_per_seq={maxBlocksPerSeq} is outside [1, {Limits.MaxBlocksPerSeq}]");
+        }
+    }
 
     /// <summary>Makes the sequence able to hold <paramref name="targetLen"/> tokens: takes the
     /// missing blocks from <paramref name="allocator"/> (all or nothing) and copies only the new
