@@ -2,6 +2,7 @@
 """The paged KV-cache block allocator, ported from its specification (spec/PagedKv.Spec:
 Allocator.fs, SipHash.fs, Limits.fs, Fault.fs), speaking the replay protocol of docs/protocol.md:
 one JSON request per line on stdin, one JSON response per line on stdout. Std-only Python 3.11.
+The prefix-cache layer (PrefixCache.fs: prefix_new, req_*, prefix_stats) is prefix_cache.py.
 No sequence ops (seq_*) and no fail_next_copy: to this port those are unknown ops.
 PAGEDKV_PORT_BUG=NAME plants one porting bug (BUGS below; ports/python/README.md).
 """
@@ -21,6 +22,19 @@ BUGS = {  # each a realistic porting mistake, marked "BUG name" where it lives
     "allocate-n-partial": "allocate_n keeps the blocks it took when it runs out",
     "stale-reverse-entry": "a block whose hash another block takes over keeps its block->hash record",
     "token-as-u64": "block_hash feeds each token as 8 bytes instead of 4",
+    # the prefix cache (prefix_cache.py)
+    "hit-trusts-hash": "a hash hit is reused without checking the cached block's tokens, salt and parent",
+    "salt-not-in-first-block": "the first block's hash is chained from 0, not from the request's salt",
+    "reuse-last-block": "admission may reuse every cached block of the prompt (len // block_size, not (len - 1) // block_size)",
+    "finish-head-first": "finish and preempt free the request's blocks first to last, not last first",
+    "admit-not-atomic": "a refused admission keeps the cached blocks it already acquired",
+    "register-partial-block": "an append registers the last, partially filled block too (and never again once full)",
+    "register-duplicate": "a full block registers its hash even when another block holds it (the last writer wins)",
+    "preempt-drops-records": "preempt forgets what the request's cached blocks hold: a re-admission misses them",
+    "lost-ignores-generation": "an append checks only that its blocks are live, not that they are still its own (generation)",
+    "block-count-off-by-one": "blocks for n tokens computed as n // block_size + 1 (one too many at k * block_size)",
+    "resurrection-not-reserved": "admission checks the pool without the soft-free hits it takes off it",
+    "stats-miscount": "prefix_stats counts one hit per admission that reused blocks, not one per block reused",
 }
 BUG = os.environ.get("PAGEDKV_PORT_BUG", "")
 
@@ -99,6 +113,7 @@ class Allocator:
         self.refs = {}  # block -> ref count, live blocks only (absent: 0, free)
         self.table = {}  # hash -> block
         self.hash_of = {}  # block -> hash: the table's inverse
+        self.gen = {}  # block -> how often an allocation handed it out (absent: 0)
 
     # FreeOrder: where a freed block goes, which free entry allocate takes, how an entry is removed.
     def _release(self, b):
@@ -139,6 +154,7 @@ class Allocator:
         b = self._remove(i)
         self._drop_hash(b)
         self.refs[b] = 1
+        self.gen[b] = self.gen.get(b, 0) + 1  # its content is about to be overwritten
         return b
 
     def _check_ids(self, blocks):  # arguments before state; the first offender in batch order
@@ -214,6 +230,9 @@ class Allocator:
                 self._hash_dropped(other)
         self.table[h], self.hash_of[b] = b, h
 
+    def generation(self, b):
+        return self.gen.get(b, 0)
+
     def ref_count(self, b):
         self._check_ids([b])
         return self.refs.get(b, 0)
@@ -228,13 +247,13 @@ class Allocator:
 # ---- The replay protocol: docs/protocol.md ----
 
 INT, INTS, TOKENS = "an integer", "a list of integers", "a list of u32"
-HASH, POLICY = "a u64", '"lifo" or "lru"'
-HELLO = {"protocol": 1, "profiles": ["lifo", "lru", "any"], "features": ["state", "hash"]}
+HASH, POLICY, OPT_INT = "a u64", '"lifo" or "lru"', "an optional integer"
+OPTIONAL = (POLICY, OPT_INT)  # the fields an op may leave out
+HELLO = {"protocol": 1, "profiles": ["lifo", "lru", "any"], "features": ["state", "hash", "alloc", "req"]}
 
 OPS = {  # op: (its fields, in the order their values are judged; whether it needs an allocator; run)
     "hello": ([], False, lambda s, a: HELLO),
-    "new": ([("capacity", INT), ("policy", POLICY)], False,
-            lambda s, a: setattr(s, "alloc", Allocator(a["capacity"], a.get("policy", "lifo")))),
+    "new": ([("capacity", INT), ("policy", POLICY)], False, lambda s, a: s.new(a["capacity"], a.get("policy", "lifo"))),
     "allocate": ([], True, lambda s, a: s.alloc.allocate()),
     "allocate_n": ([("n", INT)], True, lambda s, a: s.alloc.allocate_n(a["n"])),
     "free": ([("blocks", INTS)], True, lambda s, a: s.alloc.free_blocks(a["blocks"])),
@@ -254,6 +273,11 @@ OPS = {  # op: (its fields, in the order their values are judged; whether it nee
     "block_hash_chain": ([("tokens", TOKENS), ("block_size", INT)], False,
                          lambda s, a: [str(h) for h in block_hash_chain(a["tokens"], a["block_size"])]),
 }
+
+
+sys.modules.setdefault("paged_kv", sys.modules[__name__])  # run as a script: prefix_cache imports this module
+from prefix_cache import PREFIX_OPS  # noqa: E402  (it needs the names above)
+OPS.update(PREFIX_OPS)
 
 
 def _integer(text):  # an integer literal of any width, judged by value: past 40 characters, past every limit
@@ -296,7 +320,7 @@ def parse_hash(v):
 
 
 def parse_field(name, kind, v):
-    if kind == INT and type(v) is int:  # type(True) is bool, not int
+    if kind in (INT, OPT_INT) and type(v) is int:  # type(True) is bool, not int
         return v
     if kind in (INTS, TOKENS) and type(v) is list and all(type(x) is int for x in v):
         if kind == INTS or all(0 <= x <= 0xFFFFFFFF for x in v):
@@ -310,6 +334,16 @@ def parse_field(name, kind, v):
 
 class Session:
     alloc = None
+    prefix = None  # the prefix cache over alloc (prefix_cache.PrefixCache), once prefix_new made one
+
+    def new(self, capacity, policy):
+        self.alloc = Allocator(capacity, policy)  # checked first: a refused new drops nothing
+        self.prefix = None  # new drops the prefix cache with the allocator
+
+    def cache(self):
+        if self.prefix is None:
+            raise bad_request('no prefix cache: send {"op":"prefix_new","block_size":B,"max_blocks":M} first')
+        return self.prefix
 
     def handle(self, line):
         """The response to one request line, judged in the doc's order of checks."""
@@ -333,7 +367,7 @@ class Session:
             for name, kind in fields:
                 if name in req:
                     args[name] = parse_field(name, kind, req[name])
-                elif kind != POLICY:  # the only optional field
+                elif kind not in OPTIONAL:
                     raise bad_request(f"op {req['op']} needs field '{name}'")
             if needs_allocator and self.alloc is None:
                 raise bad_request('no allocator: send {"op":"new","capacity":N} first')

@@ -4,7 +4,7 @@ using PagedKv.Cli;
 using PagedKv.Protocol;
 
 var ops = new Option<long>("--ops") { Description = "Allocator operations to check (at least).", DefaultValueFactory = _ => 1_000_000 };
-var seqOps = new Option<long?>("--seq-ops") { Description = "Sequence-campaign operations per accelerator (default: ops / 4)." };
+var seqOps = new Option<long?>("--seq-ops") { Description = "Operations of the sequence campaign and of the prefix-cache campaign, each, per accelerator (default: ops / 4)." };
 var seed = new Option<ulong?>("--seed") { Description = "Campaign seed (random when absent; printed either way)." };
 var accelerator = new Option<string>("--accelerator") { Description = "Accelerators for the sequence and gather campaigns: cpu, cuda, all (CUDA when present) or none.", DefaultValueFactory = _ => "cpu" };
 var gatherCases = new Option<int>("--gather-cases") { Description = "Random gather-kernel cases per accelerator.", DefaultValueFactory = _ => 300 };
@@ -33,13 +33,14 @@ var withReq = new Option<bool>("--req") { Description = "Prefix-cache histories 
 var timeoutMs = new Option<int>("--timeout-ms") { Description = "Longest wait for one reply.", DefaultValueFactory = _ => 5000 };
 var repro = new Option<string>("--repro") { Description = "Where the minimal diverging history is written (request lines).", DefaultValueFactory = _ => "check-repro.jsonl" };
 var window = new Option<int>("--window") { Description = "Requests in flight at most.", DefaultValueFactory = _ => 256 };
+var shrinkTimeout = new Option<int>("--shrink-timeout") { Description = "Seconds shrinking may take; then the smallest history so far is reported as such.", DefaultValueFactory = _ => 180 };
 var check = new Command("check", "Check a port against the spec: generated histories over the replay protocol, shrunk to a minimal divergence.")
 {
-    impl, checkOps, checkSeed, stateEvery, validOnly, profile, withSeq, withReq, timeoutMs, repro, window,
+    impl, checkOps, checkSeed, stateEvery, validOnly, profile, withSeq, withReq, timeoutMs, repro, window, shrinkTimeout,
 };
 check.SetAction(parse => CheckCommand.Run(new CheckCommand.Settings(
     parse.GetValue(impl)!, parse.GetValue(checkOps), parse.GetValue(checkSeed), parse.GetValue(stateEvery), parse.GetValue(validOnly),
-    parse.GetValue(profile)!, parse.GetValue(withSeq), parse.GetValue(withReq), parse.GetValue(timeoutMs), parse.GetValue(repro)!, parse.GetValue(window))));
+    parse.GetValue(profile)!, parse.GetValue(withSeq), parse.GetValue(withReq), parse.GetValue(timeoutMs), parse.GetValue(repro)!, parse.GetValue(window), parse.GetValue(shrinkTimeout))));
 
 var benchAccelerator = new Option<string>("--accelerator") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cuda" };
 var poolMib = new Option<int>("--pool-mib") { Description = "Pool size in MiB.", DefaultValueFactory = _ => 1024 };

@@ -25,8 +25,7 @@ internal static class VerifyCommand
         }
         // Debug builds assert invariants after every mutation: make a failed assertion an
         // exception the campaign reports and shrinks rather than a process abort.
-        Trace.Listeners.Clear();
-        Trace.Listeners.Add(new ThrowingListener());
+        Assertions.install();
 
         var devices = new List<(string Name, Accelerator Accelerator)>();
         foreach (string name in accelerators == "all" ? ["cpu", "cuda"] : accelerators == "none" ? [] : new[] { accelerators })
@@ -64,6 +63,7 @@ internal static class VerifyCommand
             if (sequenceOps > 0)
             {
                 campaigns.Add(($"sequences on {name} ({acc.Name})", FuncConvert.FromFunc<Allocator.Policy, int, ISut>((policy, capacity) => Differential.referenceOn(acc, policy, capacity)), HistoryModule.arbWithSequences, sequenceOps));
+                campaigns.Add(($"prefix cache on {name} ({acc.Name})", FuncConvert.FromFunc<Allocator.Policy, int, ISut>((policy, capacity) => Differential.referenceOn(acc, policy, capacity)), HistoryModule.arbWithRequests, sequenceOps));
             }
         }
 
@@ -114,19 +114,5 @@ internal static class VerifyCommand
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"[green bold]OK[/]: no divergence (seed {campaignSeed})");
         return 0;
-    }
-
-    private sealed class ThrowingListener : TraceListener
-    {
-        public override void Write(string? message)
-        {
-        }
-
-        public override void WriteLine(string? message)
-        {
-        }
-
-        public override void Fail(string? message, string? detailMessage) =>
-            throw new InvalidOperationException($"Debug.Assert failed: {message} {detailMessage}");
     }
 }

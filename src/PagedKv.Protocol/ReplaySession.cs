@@ -159,7 +159,7 @@ public sealed partial class ReplaySession
         w.WriteStringValue("any");
         w.WriteEndArray();
         w.WriteStartArray("features");
-        foreach (string feature in new[] { "state", "hash", "seq", "device_faults", "req" })
+        foreach (string feature in new[] { "state", "hash", "alloc", "seq", "device_faults", "req" })
         {
             w.WriteStringValue(feature);
         }

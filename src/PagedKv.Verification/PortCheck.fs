@@ -34,9 +34,34 @@ type Options =
       Req: bool
       TimeoutMs: int
       /// Requests in flight at most.
-      Window: int }
+      Window: int
+      /// The hashing ops (block_hash, block_hash_chain): hello's feature `hash`.
+      Hash: bool
+      /// The raw allocator ops (allocate*, free, acquire*, register_block_hash,
+      /// try_acquire_by_hash, ref_count and the counters): hello's feature `alloc`.
+      Alloc: bool }
 
-let defaults = { Profile = Lifo; StateEvery = 64; ValidOnly = false; Seq = false; Req = false; TimeoutMs = 5000; Window = 256 }
+let defaults =
+    { Profile = Lifo; StateEvery = 64; ValidOnly = false; Seq = false; Req = false; TimeoutMs = 5000; Window = 256; Hash = true; Alloc = true }
+
+/// The op family hello's features gate: `hash`, `alloc`, `seq` or `req`; None for `new`.
+let family (op: Op) =
+    match op with
+    | New _ -> None
+    | BlockHash _ | BlockHashChain _ -> Some "hash"
+    | Allocate | AllocateN _ | Free _ | Acquire _ | AcquireMany _ | RegisterBlockHash _ | TryAcquireByHash _
+    | RefCount _ | FreeCount | Capacity | PeakInUse | HashTableSize -> Some "alloc"
+    | SeqNew _ | SeqEnsureCapacity _ | SeqSetLen _ | SeqAdvanceLen _ | SeqSync _ | SeqRelease _ -> Some "seq"
+    | PrefixNew _ | ReqAdmit _ | ReqAppend _ | ReqFinish _ | ReqPreempt _ -> Some "req"
+
+/// Whether the options send op's family.
+let sends (opts: Options) (op: Op) =
+    match family op with
+    | None -> true
+    | Some "hash" -> opts.Hash
+    | Some "alloc" -> opts.Alloc
+    | Some "seq" -> opts.Seq
+    | _ -> opts.Req
 
 /// Whether the original is defined on `op` in world `w` and agrees with us by design: no fault
 /// (double free, acquire/register on a free block, ids out of range, ref count past 65535, …),
@@ -60,6 +85,8 @@ type private Expect =
     | SeqState of int * Model.SeqSnapshot
     /// One prefix-cache request's state.
     | ReqState of int * Model.ReqSnapshot
+    /// The prefix cache's counters (`prefix_stats`).
+    | Stats of PrefixCache.Stats
 
 type private Pending =
     { Step: int
@@ -68,6 +95,13 @@ type private Pending =
       Request: string
       Expect: Expect
       Before: Model.World }
+
+/// The prefix cache's counters by their protocol names (docs/protocol.md, `prefix_stats`).
+let statsFields (s: PrefixCache.Stats) =
+    [ "admitted", s.Admitted; "refused", s.Refused; "appends_refused", s.AppendsRefused; "finished", s.Finished
+      "preempted", s.Preempted; "prompt_tokens", s.PromptTokens; "reused_tokens", s.ReusedTokens; "lookups", s.Lookups
+      "hits", s.Hits; "collisions", s.Collisions; "cross_salt_collisions", s.CrossSaltCollisions
+      "registered", s.Registered; "registrations_skipped", s.RegistrationsSkipped ]
 
 let private ints (xs: int seq) = "[" + String.Join(",", xs) + "]"
 
@@ -121,8 +155,8 @@ let private seqDiff (expected: Model.SeqSnapshot) (actual: PortReply.SeqState) =
       if actual.BytesWritten |> Option.exists ((<>) expected.BytesWritten) then "bytes_written" ]
 
 /// Why a reply diverges, or None when it is what was expected.
-let private judge (profile: Profile) (expect: Expect) (line: string) : string option =
-    match PortReply.parse line, expect with
+let private judge (profile: Profile) (expect: Expect) (reply: PortReply.Parsed) : string option =
+    match reply, expect with
     | PortReply.Malformed why, _ -> Some("the reply is not protocol JSON: " + why)
     | reply, Outcome expected -> if PortReply.agrees expected reply then None else Some "wrong reply"
     | PortReply.Ok _, Chosen -> None
@@ -148,6 +182,14 @@ let private judge (profile: Profile) (expect: Expect) (line: string) : string op
             match reqDiff expected actual with
             | [] -> None
             | fields -> Some("wrong request state: " + String.Join(", ", fields) + " differ")
+    | PortReply.Ok e, Stats expected ->
+        let fields = statsFields expected
+        match PortReply.statsOf (List.map fst fields) e with
+        | Error why -> Some("wrong prefix_stats: " + why)
+        | Ok actual ->
+            match fields |> List.filter (fun (n, v) -> actual[n] <> v) |> List.map fst with
+            | [] -> None
+            | wrong -> Some("wrong prefix_stats: " + String.Join(", ", wrong) + " differ")
     | PortReply.Err kind, _ -> Some("wrong reply: state query answered with an error " + kind)
 
 let private expectedText (expect: Expect) =
@@ -158,175 +200,235 @@ let private expectedText (expect: Expect) =
     | State s -> "{\"ok\":" + stateJson s + "}"
     | SeqState(_, s) -> "{\"ok\":" + seqStateJson s + "}"
     | ReqState(_, r) -> "{\"ok\":" + reqStateJson r + "}"
+    | Stats st -> "{\"ok\":{" + String.Join(",", statsFields st |> List.map (fun (n, v) -> sprintf "\"%s\":%d" n v)) + "}}"
 
-/// The ops that take blocks a port chooses under profile Any.
-let private choosesBlocks (op: Op) =
+/// How many blocks op takes from the pool in world w when the port chooses them (profile Any).
+let private chosenBlocks (w: Model.World) (op: Op) =
     match op with
-    | Allocate | AllocateN _ | SeqEnsureCapacity _ -> true
-    | _ -> false
+    | Allocate -> 1
+    | AllocateN n -> max n 0
+    | SeqEnsureCapacity(q, t) ->
+        match Map.tryFind q w.Seqs with
+        | Some s when t >= 0 -> max 0 (Sequence.blocksFor t s - s.Blocks.Length)
+        | _ -> 0
+    | _ -> 0
 
-/// Runs history h against the port. On a divergence the port is resynchronized (the rest of
-/// its in-flight replies read) or, when it crashed, hung or garbled a line, restarted.
-let run (port: PortProcess) (opts: Options) (h: History) : Differential.RunResult =
-    let policy = Profile.policy opts.Profile
-    let h = { h with Policy = policy }
-    let model0 =
-        match Allocator.create policy h.Capacity with
-        | Ok a -> Model.world a
-        | Error f -> failwithf "history capacity %d is invalid: %A" h.Capacity f
+/// The longest excerpt of a reply a report shows.
+[<Literal>]
+let ReportReplyChars = 4000
+
+let private excerpt (line: string) =
+    if line.Length <= ReportReplyChars then line
+    else sprintf "%s… (%d characters in all)" (line.Substring(0, ReportReplyChars)) line.Length
+
+/// One history's exchange with a port: requests sent ahead up to the window, replies read in
+/// order and judged; the first divergence is kept. Pure pipeline: what to expect comes from the
+/// caller (the model), whether it matches from `judge`.
+type private Exchange(port: PortProcess, opts: Options) =
     let sent = List<string>()
     let pending = Queue<Pending>()
-    let events = Dictionary<string, int>()
-    let count event = events[event] <- events.GetValueOrDefault(event) + 1
-    let mutable model = model0
-    let mutable invalid = 0
-    let mutable ops = 0
-    let mutable failure: Differential.Failure option = None
-    let mutable broken = false // the port crashed, hung or garbled a line: restart it
 
-    let fail (p: Pending) (why: string) (actual: string) =
-        if failure.IsNone then
-            let request = p.Request
+    member val Failure: Differential.Failure option = None with get, set
+    /// The port crashed, hung, garbled a line or sent one too many: restart it.
+    member val Broken = false with get, set
+    member _.InFlight = pending.Count
+    /// The step of the last request sent.
+    member val LastStep = 0 with get, set
+    member _.SentRequests = List.ofSeq sent
+
+    member x.Fail (p: Pending) (why: string) (actual: string) =
+        if x.Failure.IsNone then
             let reason =
                 StringBuilder()
                     .AppendLine(why)
-                    .AppendLine("  request:  " + request)
+                    .AppendLine("  request:  " + p.Request)
                     .AppendLine("  expected: " + expectedText p.Expect)
                     .AppendLine("  actual:   " + actual)
                     .Append("  model state before it: " + describeWorld p.Before)
                     .ToString()
-            failure <- Some { Step = p.Step; Reason = reason; Protocol = sent |> Seq.take (p.Index + 1) |> List.ofSeq }
+            x.Failure <- Some { Step = p.Step; Reason = reason; Protocol = sent |> Seq.take (p.Index + 1) |> List.ofSeq }
 
-    /// Sends a request; returns its index among those sent.
-    let send (request: string) =
+    member x.Enqueue(step: int, request: string, expect: Expect, before: Model.World) =
         sent.Add request
-        if not (port.Send request) then broken <- true
-        sent.Count - 1
+        x.LastStep <- step
+        if not (port.Send request) then x.Broken <- true
+        pending.Enqueue { Step = step; Index = sent.Count - 1; Request = request; Expect = expect; Before = before }
 
-    let enqueue (step: int) (request: string) (expect: Expect) =
-        pending.Enqueue { Step = step; Index = send request; Request = request; Expect = expect; Before = model }
+    /// Reads and judges the reply to the oldest request in flight: it and its reply when it is
+    /// what was expected; None (the failure recorded) when it is not.
+    member x.ReceiveOne() : (Pending * PortReply.Parsed) option =
+        let p = pending.Dequeue()
+        let broken why actual =
+            x.Broken <- true
+            x.Fail p why actual
+            None
+        match port.Receive opts.TimeoutMs with
+        | Line line ->
+            let reply = PortReply.parse line
+            match judge opts.Profile p.Expect reply with
+            | None -> Some(p, reply)
+            | Some why ->
+                match reply with
+                | PortReply.Malformed _ -> broken why (excerpt line)
+                | _ -> x.Fail p why (excerpt line); None
+        | Overlong(bytes, start) ->
+            broken (sprintf "a reply line of %d bytes, past the limit of %d bytes (PortLimits.MaxReplyLineBytes)" bytes PortLimits.MaxReplyLineBytes) (start + "…")
+        | Closed code ->
+            let stderr = port.StderrTail
+            broken (sprintf "the port exited (code %s) before replying" (code |> Option.map string |> Option.defaultValue "unknown"))
+                ("(no reply)" + (if stderr = "" then "" else "\n  stderr tail:\n    " + stderr.Replace("\n", "\n    ")))
+        | TimedOut exited ->
+            if exited then broken (sprintf "no reply within %d ms: the port's process exited, and a process it started holds its stdout open" opts.TimeoutMs) "(no reply)"
+            else broken (sprintf "no reply within %d ms" opts.TimeoutMs) "(no reply)"
 
     /// Reads replies until at most `keep` requests are in flight; false once a divergence is found.
-    let drainTo (keep: int) (adopt: Pending -> PortReply.Parsed -> unit) =
-        while failure.IsNone && pending.Count > keep do
+    member x.DrainTo(keep: int) =
+        while x.Failure.IsNone && pending.Count > keep do
+            x.ReceiveOne() |> ignore
+        x.Failure.IsNone
+
+    /// Ends the history: reads what is in flight, names a line the port sent unrequested, and
+    /// restarts the port after a divergence, so that the next history starts on a fresh one.
+    member x.Finish() =
+        x.DrainTo 0 |> ignore
+        while pending.Count > 0 && not x.Broken do
             let p = pending.Dequeue()
             match port.Receive opts.TimeoutMs with
-            | Line line ->
-                match judge opts.Profile p.Expect line with
-                | Some why ->
-                    if why.StartsWith "the reply is not protocol JSON" then broken <- true
-                    fail p why line
-                | None -> adopt p (PortReply.parse line)
-            | Closed code ->
-                broken <- true
-                let stderr = port.StderrTail
-                fail p (sprintf "the port exited (code %s) before replying" (code |> Option.map string |> Option.defaultValue "unknown"))
-                    ("(no reply)" + (if stderr = "" then "" else "\n  stderr tail:\n    " + stderr.Replace("\n", "\n    ")))
-            | TimedOut ->
-                broken <- true
-                fail p (sprintf "no reply within %d ms" opts.TimeoutMs) "(no reply)"
-        failure.IsNone
+            | Line _ -> ()
+            | _ -> x.Broken <- true
+        if not x.Broken then
+            match x.Failure with
+            | Some f when port.Unread 20 > 0 ->
+                x.Broken <- true
+                let after = f.Protocol.Length - 2
+                x.Failure <-
+                    Some { f with Reason = sprintf "an unrequested line after the reply to history line %d: the port sent more lines than it was sent requests; the first line that did not match is shown as actual\n%s" after f.Reason }
+            | None when port.Unread 0 > 0 ->
+                x.Broken <- true
+                let line = match port.Receive 0 with Line l -> excerpt l | Overlong(n, _) -> sprintf "(%d bytes)" n | _ -> "?"
+                x.Failure <-
+                    Some { Step = x.LastStep; Reason = sprintf "an unrequested line after the last request of the history: %s" line; Protocol = List.ofSeq sent }
+            | _ -> ()
+        if x.Broken || x.Failure.IsSome then port.Restart()
 
-    let ignoreReply _ _ = ()
+    /// Profile Any: sends op alone and adopts the blocks the port chose; the next world, or
+    /// `before` when the reply diverged.
+    member x.RunChosen(step: int, op: Op, expected: Outcome<Reply>, before: Model.World, after: Model.World) : Model.World =
+        if not (x.DrainTo 0) then before
+        else
+            let request = Op.toJson op
+            x.Enqueue(step, request, (match op with SeqEnsureCapacity _ -> Outcome expected | _ -> Chosen), before)
+            match x.ReceiveOne() with
+            | None -> before
+            | Some(p, reply) ->
+                let chosen =
+                    match op, reply with
+                    | SeqEnsureCapacity(q, _), _ ->
+                        // The sequence's new blocks are visible only in its state.
+                        x.Enqueue(step, sprintf """{"op":"seq_state","seq":%d}""" q, Chosen, before)
+                        match x.ReceiveOne() with
+                        | Some(probe, PortReply.Ok e) ->
+                            match PortReply.seqStateOf e with
+                            | Ok s -> Some(List.skip (min before.Seqs[q].Blocks.Length s.Blocks.Length) s.Blocks)
+                            | Error why -> x.Fail probe ("wrong sequence state: " + why) (e.GetRawText()); None
+                        | _ -> None
+                    | _, PortReply.Ok e ->
+                        match PortReply.blocksOf e with
+                        | Some bs -> Some bs
+                        | None -> x.Fail p "the reply is not a block or a list of blocks" (e.GetRawText()); None
+                    | _ -> None
+                match chosen with
+                | None -> before
+                | Some chosen ->
+                    let wanted = chosenBlocks before op
+                    match Allocator.allocateChosen chosen before.Alloc with
+                    | Error why -> x.Fail p ("an illegal choice: " + why) (String.Join(",", chosen)); before
+                    | Ok _ when chosen.Length <> wanted ->
+                        x.Fail p (sprintf "an allocation of %d blocks handed out %d" wanted chosen.Length) (String.Join(",", chosen)); before
+                    | Ok alloc ->
+                        match op with
+                        | SeqEnsureCapacity(q, _) ->
+                            let s = after.Seqs[q]
+                            { after with Alloc = alloc; Seqs = Map.add q { s with Blocks = before.Seqs[q].Blocks @ chosen } after.Seqs }
+                        | _ -> { after with Alloc = alloc }
 
-    let probeState (step: int) =
+    /// Queues the state queries: the allocator, each sequence, each request, the prefix cache's counters.
+    member x.ProbeState(step: int, model: Model.World) =
         let snap = Model.snapshot model
-        enqueue step """{"op":"state"}""" (State snap.Alloc)
+        x.Enqueue(step, """{"op":"state"}""", State snap.Alloc, model)
         if opts.Seq then
             for q, s in snap.Seqs do
-                enqueue step (sprintf """{"op":"seq_state","seq":%d}""" q) (SeqState(q, s))
+                x.Enqueue(step, sprintf """{"op":"seq_state","seq":%d}""" q, SeqState(q, s), model)
         if opts.Req then
             for q, r in snap.Requests do
-                enqueue step (sprintf """{"op":"req_state","seq":%d}""" q) (ReqState(q, r))
+                x.Enqueue(step, sprintf """{"op":"req_state","seq":%d}""" q, ReqState(q, r), model)
 
-    // The history's `new`.
-    enqueue 0 (Op.toJson (New(h.Capacity, policy))) (Outcome(Ok Done))
+    /// The prefix cache's counters, when there is a cache.
+    member x.ProbeStats(step: int, model: Model.World) =
+        match model.Prefix with
+        | Some c when opts.Req -> x.Enqueue(step, """{"op":"prefix_stats"}""", Stats c.Stats, model)
+        | _ -> ()
 
+/// How a failure that is a checker-internal error (not the port's) begins.
+[<Literal>]
+let InternalErrorTag = "checker-internal error: "
+
+/// Runs history h against the port. Ops the model cannot run (a shrunk history that lost its
+/// prefix_new) and ops of families the options leave out are not sent. On a divergence the port
+/// is restarted, so that no reply in flight reaches the next history.
+let rec run (port: PortProcess) (opts: Options) (h: History) : Differential.RunResult =
+    let x = Exchange(port, opts)
+    try runOn x port opts h
+    with e ->
+        port.Restart()
+        { Ops = 0; Invalid = 0; Events = Map.empty
+          Failure = Some { Step = 0; Reason = InternalErrorTag + e.ToString(); Protocol = x.SentRequests } }
+
+and private runOn (x: Exchange) (port: PortProcess) (opts: Options) (h: History) : Differential.RunResult =
+    let policy = Profile.policy opts.Profile
+    let events = Dictionary<string, int>()
+    let count event = events[event] <- events.GetValueOrDefault(event) + 1
+    let mutable model =
+        match Allocator.create policy h.Capacity with
+        | Ok a -> Model.world a
+        | Error _ -> Model.world (Allocator.create policy 0 |> Result.defaultWith (fun _ -> invalidOp "capacity 0 is valid"))
+    let mutable invalid = 0
+    let mutable ops = 0
+    if port.Unread 0 > 0 then
+        x.Broken <- true
+        x.Failure <- Some { Step = 0; Reason = "an unrequested line arrived before this history's first request (after the previous history's last request)"; Protocol = [] }
+    x.Enqueue(0, Op.toJson (New(h.Capacity, policy)), Outcome(fst (Model.step (New(h.Capacity, policy)) model)), model)
     let mutable rest = h.Ops
-    while failure.IsNone && not broken && not rest.IsEmpty do
+    while x.Failure.IsNone && not x.Broken && not rest.IsEmpty do
         let op = History.resolve model rest.Head
         rest <- rest.Tail
-        let expected, model' = Model.step op model
-        let skip =
-            not (Differential.runnable model op)
-            || (opts.ValidOnly && not (validForOriginal model op expected))
-            || (not opts.Seq && Op.needsDevice op)
-        if not skip then
-            ops <- ops + 1
-            let step = ops
-            let request = Op.toJson op
-            count (Differential.classify model op expected)
-            match expected with
-            | Error(Fault _) -> invalid <- invalid + 1
-            | _ -> ()
-            match opts.Profile, expected with
-            | Any, Ok _ when choosesBlocks op ->
-                // The reply decides the next state: send it alone and adopt the port's choice.
-                if drainTo 0 ignoreReply then
-                    enqueue step request (match op with SeqEnsureCapacity _ -> Outcome expected | _ -> Chosen)
-                    let p = pending.Peek()
-                    let mutable adopted = None
-                    let adopt (p: Pending) (reply: PortReply.Parsed) =
-                        match op, reply with
-                        | SeqEnsureCapacity(q, _), _ ->
-                            // The sequence's new blocks are visible only in its state.
-                            let probeRequest = sprintf """{"op":"seq_state","seq":%d}""" q
-                            let probe = { Step = step; Index = send probeRequest; Request = probeRequest; Expect = Outcome(Ok Done); Before = model }
-                            match port.Receive opts.TimeoutMs with
-                            | Line line ->
-                                match PortReply.parse line with
-                                | PortReply.Ok e ->
-                                    match PortReply.seqStateOf e with
-                                    | Ok s ->
-                                        let old = model.Seqs[q].Blocks.Length
-                                        adopted <- Some(List.skip (min old s.Blocks.Length) s.Blocks, s.Blocks)
-                                    | Error why -> fail probe ("wrong sequence state: " + why) line
-                                | _ -> fail probe "wrong reply to seq_state" line
-                            | _ ->
-                                broken <- true
-                                fail probe "no reply to seq_state" "(no reply)"
-                        | _, PortReply.Ok e -> adopted <- PortReply.blocksOf e |> Option.map (fun bs -> bs, bs)
-                        | _ -> ()
-                    if drainTo 0 adopt && failure.IsNone then
-                        let chosen = adopted |> Option.map fst |> Option.defaultValue []
-                        let wanted =
-                            match op with
-                            | Allocate -> 1
-                            | AllocateN n -> n
-                            | SeqEnsureCapacity(q, t) -> Sequence.blocksFor t model.Seqs[q] - model.Seqs[q].Blocks.Length
-                            | _ -> 0
-                        match Allocator.allocateChosen chosen model.Alloc with
-                        | Error why -> fail p ("an illegal choice: " + why) (String.Join(",", chosen))
-                        | Ok _ when chosen.Length <> wanted -> fail p (sprintf "an allocation of %d blocks handed out %d" wanted chosen.Length) (String.Join(",", chosen))
-                        | Ok alloc ->
-                            model <-
-                                match op with
-                                | SeqEnsureCapacity(q, _) ->
-                                    let s = model'.Seqs[q]
-                                    { model' with Alloc = alloc; Seqs = Map.add q { s with Blocks = model.Seqs[q].Blocks @ chosen } model.Seqs }
-                                | _ -> { model' with Alloc = alloc }
-            | _ ->
-                enqueue step request (Outcome expected)
-                model <- model'
-            if failure.IsNone && opts.StateEvery > 0 && ops % opts.StateEvery = 0 then
-                probeState ops
-            if pending.Count >= opts.Window then
-                drainTo (opts.Window / 2) ignoreReply |> ignore
-    if failure.IsNone && not broken && opts.StateEvery > 0 then
-        probeState ops
-    drainTo 0 ignoreReply |> ignore
-    // Resynchronize: read what is still in flight, or start afresh.
-    if not broken then
-        while pending.Count > 0 && not broken do
-            pending.Dequeue() |> ignore
-            match port.Receive opts.TimeoutMs with
-            | Line _ -> ()
-            | _ -> broken <- true
-    if broken then port.Restart()
+        if Differential.runnable model op && sends opts op then
+            let expected, model' = Model.step op model
+            if not (opts.ValidOnly && not (validForOriginal model op expected)) then
+                ops <- ops + 1
+                count (Differential.classify model op expected)
+                match expected with
+                | Error(Fault _) -> invalid <- invalid + 1
+                | _ -> ()
+                model <-
+                    match opts.Profile, expected with
+                    | Any, Ok _ when chosenBlocks model op > 0 -> x.RunChosen(ops, op, expected, model, model')
+                    | _ ->
+                        x.Enqueue(ops, Op.toJson op, Outcome expected, model)
+                        model'
+                if x.Failure.IsNone && opts.StateEvery > 0 && ops % opts.StateEvery = 0 then
+                    x.ProbeState(ops, model)
+                    x.ProbeStats(ops, model)
+                if x.InFlight >= opts.Window then
+                    x.DrainTo(opts.Window / 2) |> ignore
+    if x.Failure.IsNone && not x.Broken then
+        if opts.StateEvery > 0 then x.ProbeState(ops, model)
+        x.ProbeStats(ops, model)
+    x.Finish()
     { Ops = ops
       Invalid = invalid
       Events = events |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
-      Failure = failure }
+      Failure = x.Failure }
 
 /// The histories `check` generates for a profile: allocator and hashing ops, with sequence ops too
 /// when `seq`; prefix-cache histories when `req`.
@@ -344,23 +446,41 @@ type Hello =
       Profiles: string list
       Features: string list }
 
+/// The protocol version check speaks.
+[<Literal>]
+let ProtocolVersion = 1
+
+/// A hello reply's `ok` value, judged: an object with `protocol` 1 and, when present, `profiles`
+/// and `features` as arrays of strings.
+let private helloOf (e: Text.Json.JsonElement) : Result<Hello, string> =
+    let strings name =
+        match e.TryGetProperty(name: string) with
+        | false, _ -> Ok []
+        | true, v when v.ValueKind = Text.Json.JsonValueKind.Array && (v.EnumerateArray() |> Seq.forall (fun x -> x.ValueKind = Text.Json.JsonValueKind.String)) ->
+            Ok [ for x in v.EnumerateArray() -> x.GetString() ]
+        | true, v -> Error(sprintf "its hello's %s is not an array of strings: %s" name (v.GetRawText()))
+    if e.ValueKind <> Text.Json.JsonValueKind.Object then Error("its hello is not an object: " + e.GetRawText())
+    else
+        match e.TryGetProperty "protocol", strings "profiles", strings "features" with
+        | (false, _), _, _ -> Error("its hello has no protocol: " + e.GetRawText())
+        | (true, v), _, _ when v.ValueKind <> Text.Json.JsonValueKind.Number || v.GetRawText() <> string ProtocolVersion ->
+            Error(sprintf "it speaks protocol %s; check speaks protocol %d" (v.GetRawText()) ProtocolVersion)
+        | _, Error why, _
+        | _, _, Error why -> Error why
+        | _, Ok profiles, Ok features -> Ok { Protocol = ProtocolVersion; Profiles = profiles; Features = features }
+
 let hello (port: PortProcess) (timeoutMs: int) : Result<Hello option, string> =
     if not (port.Send """{"op":"hello"}""") then Error "the port did not accept input"
     else
         match port.Receive timeoutMs with
         | Line line ->
             match PortReply.parse line with
-            | PortReply.Ok e when e.ValueKind = Text.Json.JsonValueKind.Object ->
-                let strings name =
-                    match e.TryGetProperty(name: string) with
-                    | true, v when v.ValueKind = Text.Json.JsonValueKind.Array -> [ for x in v.EnumerateArray() -> string x ]
-                    | _ -> []
-                let protocol = match e.TryGetProperty "protocol" with | true, v when v.ValueKind = Text.Json.JsonValueKind.Number -> v.GetInt32() | _ -> 0
-                Ok(Some { Protocol = protocol; Profiles = strings "profiles"; Features = strings "features" })
+            | PortReply.Ok e -> helloOf e |> Result.map Some
             | PortReply.Err "bad_request" -> Ok None
-            | PortReply.Malformed why -> Error("its reply to hello is not protocol JSON: " + why + ": " + line)
-            | _ -> Error("it answered hello with " + line)
+            | PortReply.Malformed why -> Error("its reply to hello is not protocol JSON: " + why + ": " + excerpt line)
+            | _ -> Error("it answered hello with " + excerpt line)
+        | Overlong(bytes, _) -> Error(sprintf "its reply to hello is a line of %d bytes, past the limit of %d" bytes PortLimits.MaxReplyLineBytes)
         | Closed code ->
             let stderr = port.StderrTail
             Error(sprintf "it exited (code %s) before answering hello%s" (code |> Option.map string |> Option.defaultValue "unknown") (if stderr = "" then "" else ": " + stderr.Replace("\n", " | ")))
-        | TimedOut -> Error(sprintf "no reply to hello within %d ms" timeoutMs)
+        | TimedOut _ -> Error(sprintf "no reply to hello within %d ms" timeoutMs)

@@ -63,11 +63,13 @@ let hashOf (e: JsonElement) =
 let private allSome (values: 'a option list) =
     if values |> List.forall Option.isSome then Some(List.map Option.get values) else None
 
-/// A field of an object, if present.
+/// A field of an object, if present (None for any other JSON value).
 let private field (e: JsonElement) (name: string) =
-    match e.TryGetProperty name with
-    | true, v -> Some v
-    | _ -> None
+    if e.ValueKind <> JsonValueKind.Object then None
+    else
+        match e.TryGetProperty name with
+        | true, v -> Some v
+        | _ -> None
 
 let private intsOf (e: JsonElement) =
     if e.ValueKind <> JsonValueKind.Array then None
@@ -171,3 +173,12 @@ let reqStateOf (e: JsonElement) : Result<ReqState, string> =
                   Salt = field "salt" |> Option.bind hashOf
                   DeviceTable = field "device_table" |> Option.bind intsOf }
         | _ -> Error "req_state lacks blocks or len"
+
+/// A `prefix_stats` reply: each counter by its protocol name; Error when one is missing or not an integer.
+let statsOf (names: string list) (e: JsonElement) : Result<Map<string, int64>, string> =
+    if e.ValueKind <> JsonValueKind.Object then Error "prefix_stats is not an object"
+    else
+        let values = names |> List.map (fun n -> n, field e n |> Option.bind int64Of)
+        match values |> List.filter (snd >> Option.isNone) with
+        | [] -> Result.Ok(values |> List.map (fun (n, v) -> n, v.Value) |> Map.ofList)
+        | missing -> Error(sprintf "prefix_stats lacks or mistypes %s" (String.Join(", ", List.map fst missing)))

@@ -80,6 +80,7 @@ module Convert =
 /// spec's policy: by default the implementation's policy of that name) and, when an accelerator
 /// is given, PagedSeqStates on it by id.
 type ReferenceSut(policy: Allocator.Policy, capacity: int, policyFor: Allocator.Policy -> IFreeBlockPolicy, accelerator: Accelerator option) =
+    do Assertions.install ()
     let mutable a = BlockAllocator(capacity, policyFor policy)
     let seqs = SortedDictionary<int, PagedSeqState * SeamCopies>()
     let faults = FaultArm()

@@ -123,3 +123,36 @@ type Planted(output: ITestOutputHelper) =
             output.WriteLine(f.Failure.Report)
             let ops = f.Failure.Protocol.Length - 1
             Assert.True(ops <= shortHistory, sprintf "shrunk to %d ops, more than %d:\n%s" ops shortHistory f.Failure.Report)
+
+/// A free-order policy that hands out block 0 on every allocation, free or not: the allocator's
+/// Debug.Assert after taking it ("the policy yielded a block with references") fails inside the
+/// reference, on the test thread.
+type YieldsBlockZero(policy: Allocator.Policy) =
+    let inner = PlantedOrder(policy, faithful) :> IFreeBlockPolicy
+    interface IFreeBlockPolicy with
+        member _.Count = inner.Count
+        member _.Order = inner.Order
+        member _.Reset c = inner.Reset c
+        member _.Release(b, h) = inner.Release(b, h)
+        member _.TakeForAllocation() =
+            (if inner.Order |> Seq.contains 0 then inner.Take 0)
+            0
+        member _.Take b = inner.Take b
+        member _.HashDropped b = inner.HashDropped b
+        member _.Plan(taken, blocks) = inner.Plan(taken, blocks)
+        member _.Inconsistency b = inner.Inconsistency b
+
+type Invariant(output: ITestOutputHelper) =
+    [<Fact>]
+    member _.``a failed Debug.Assert in the reference is a test failure with its shrunk history, not an ended test host``() =
+#if DEBUG
+        let makeSut: MakeSut = fun p c -> new ReferenceSut(p, c, (fun p -> YieldsBlockZero p :> IFreeBlockPolicy), None) :> ISut
+        match Campaign.check makeSut (History.arbFor Allocator.LifoPreferUnhashed) (Differential.Totals()) (Rnd(Settings.seed)) 500 with
+        | None -> failwithf "the planted invariant violation was not caught (seed %d)" Settings.seed
+        | Some f ->
+            output.WriteLine(f.Failure.Report)
+            Assert.Contains("Debug.Assert failed: the policy yielded a block with references", f.Failure.Reason)
+            Assert.True(f.Failure.Protocol.Length - 1 <= 4, f.Failure.Report)
+#else
+        output.WriteLine "Release build: Debug.Assert is compiled out; the Debug test run checks this"
+#endif

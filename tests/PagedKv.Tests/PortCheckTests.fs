@@ -29,7 +29,7 @@ type PythonTheoryAttribute() as this =
         if not python.Value then
             this.Skip <- "python3 is not on PATH: the Python port's checks are skipped"
 
-let private port bug =
+let port bug =
     let script = Path.Combine(AppContext.BaseDirectory, "ports", "python", "paged_kv.py")
     (match bug with Some b -> sprintf "PAGEDKV_PORT_BUG=%s " b | None -> "") + sprintf "exec python3 '%s'" script
 
@@ -72,6 +72,93 @@ type PythonPort(output: ITestOutputHelper) =
         // scan-from-bottom hands out other free blocks than the original: legal under `any`.
         let r = check (port (Some "scan-from-bottom")) { PortCheck.defaults with Profile = PortCheck.Any } (int64 (10_000.0 * Settings.scale))
         Assert.True(r.Found.IsNone, sprintf "%A" (r.Found |> Option.map (fun f -> f.Failure.Report)))
+
+/// Whether `requests` reproduce a divergence: sent to a fresh port started by `command` and to the
+/// reference's own replay session, some reply differs (`ok` values as JSON, errors by kind).
+let reproduces (command: string) (requests: string list) =
+    use p = new PortProcess(command)
+    use session = new PagedKv.Protocol.ReplaySession()
+    let key (line: string) =
+        match PortReply.parse line with
+        | PortReply.Ok e -> "ok " + (match Text.Json.Nodes.JsonNode.Parse(e.GetRawText()) with null -> "null" | n -> n.ToJsonString())
+        | PortReply.Err kind -> "err " + kind
+        | PortReply.Malformed why -> "malformed " + why
+    requests
+    |> List.exists (fun request ->
+        let expected = session.Handle request
+        p.Send request |> ignore
+        match p.Receive 10_000 with
+        | Line actual -> key actual <> key expected
+        | _ -> true)
+
+/// The Python port's planted prefix-cache bugs (ports/python/README.md).
+let prefixBugs =
+    [ "hit-trusts-hash"; "salt-not-in-first-block"; "reuse-last-block"; "finish-head-first"; "admit-not-atomic"
+      "register-partial-block"; "register-duplicate"; "preempt-drops-records"; "lost-ignores-generation"
+      "block-count-off-by-one"; "resurrection-not-reserved"; "stats-miscount" ]
+
+/// The most requests a planted prefix-cache bug's shrunk history may have: 10; 14 for
+/// lost-ignores-generation, whose histories need another user to re-allocate a request's freed
+/// block, which the shrinker reaches only with the pool nearly full (12 requests seen).
+let shrunkBound bug = if bug = "lost-ignores-generation" then 14 else 10
+
+/// Runs check's campaign (PortCampaign, as `check` runs it) against `command`.
+let private campaign (command: string) (options: PortCheck.Options) (ops: int64) (seed: uint64) =
+    use p = new PortProcess(command)
+    Assert.True((PortCheck.hello p options.TimeoutMs).IsOk)
+    let mutable first = None
+    let settings: PortCampaign.Settings =
+        { Ops = ops; Seed = seed; ShrinkTimeout = TimeSpan.FromSeconds 60.0; OnFirstFailure = (fun f -> first <- Some f); OnBatch = ignore }
+    PortCampaign.run p options (PortCheck.arbitrary options.Profile options.Seq options.Req) settings, first
+
+type PrefixPort(output: ITestOutputHelper) =
+    static member Bugs = prefixBugs |> List.map (fun b -> [| box b |])
+
+    [<PythonFact>]
+    member _.``the Python port's prefix cache passes check --req under both policies``() =
+        for profile in [ PortCheck.Lifo; PortCheck.Lru ] do
+            let r, _ = campaign (port None) { PortCheck.defaults with Req = true; Profile = profile } (int64 (10_000.0 * Settings.scale)) Settings.seed
+            output.WriteLine(sprintf "%A: %d ops, %.0f ops/s (seed %d)" profile r.Totals.Ops r.OpsPerSecond r.Seed)
+            match r.Outcome with
+            | PortCampaign.Passed -> Assert.True(r.Totals.Ops >= int64 (10_000.0 * Settings.scale))
+            | other -> failwithf "%A: %A" profile other
+
+    [<PythonTheory; MemberData(nameof PrefixPort.Bugs)>]
+    member _.``check --req finds each planted prefix-cache bug under both policies and writes a repro of at most 10 requests that reproduces``(bug: string) =
+        // lifo with the default window, lru with a small one; the two campaigns run side by side.
+        let runs =
+            [ PortCheck.Lifo, 256, 0UL; PortCheck.Lru, 16, 1UL ]
+            |> List.map (fun (profile, window, k) ->
+                Threading.Tasks.Task.Run(fun () ->
+                    let seed = Settings.seed + k
+                    let r, first = campaign (port (Some bug)) { PortCheck.defaults with Req = true; Profile = profile; Window = window } 200_000L seed
+                    profile, window, seed, r, first))
+            |> Array.ofList
+        for t in runs do
+            let profile, window, seed, r, first = t.Result
+            match r.Outcome with
+            | PortCampaign.Diverged d ->
+                let requests = d.Failure.Protocol
+                output.WriteLine(sprintf "%s %A window %d seed %d: found after %d ops, shrunk %d -> %d requests in %.1f s, %A" bug profile window seed d.OpsBeforeFirst d.FirstFailure.Protocol.Length requests.Length d.ShrinkTime.TotalSeconds d.Verdict)
+                Assert.True(first.IsSome, "the failing history was handed over before shrinking")
+                Assert.Equal(PortCampaign.Reproduced, d.Verdict)
+                Assert.True(requests.Length <= shrunkBound bug, sprintf "%s shrunk to %d requests:\n%s" bug requests.Length d.Failure.Report)
+                Assert.True(reproduces (port (Some bug)) requests, sprintf "%s: the repro does not reproduce through replay:\n%s" bug d.Failure.Report)
+            | other -> failwithf "%s %A (seed %d): %A" bug profile seed other
+
+    [<PythonFact>]
+    member _.``a port that answers one wrong reply mid-pipeline is reported with a history that reproduces``() =
+        // hostile.py corrupt-admit: every admission that reused tokens answers one token more, so the
+        // wrong reply is decided by the request, arrives among 256 in flight, and reproduces.
+        let command = sprintf "python3 '%s' corrupt-admit 0 -- %s" (Path.Combine(AppContext.BaseDirectory, "ports", "testing", "hostile.py")) ((port None).Replace("exec ", ""))
+        let r, _ = campaign command { PortCheck.defaults with Req = true } 200_000L Settings.seed
+        match r.Outcome with
+        | PortCampaign.Diverged d ->
+            output.WriteLine(d.Failure.Report)
+            Assert.Equal(PortCampaign.Reproduced, d.Verdict)
+            Assert.Contains("wrong reply", d.Failure.Reason)
+            Assert.True(reproduces command d.Failure.Protocol, "the reported history does not reproduce")
+        | other -> failwithf "%A" other
 
 /// A port written inline: a Python one-liner program.
 let private inline' (program: string) = sprintf "exec python3 -c '%s'" program

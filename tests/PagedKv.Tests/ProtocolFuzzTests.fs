@@ -147,7 +147,7 @@ let ``lines that once ended a session or were judged against the doc get the doc
     Assert.Equal("""{"ok":[]}""", session.Handle """{"op":"allocate_n","n":-0}""")
     Assert.Equal("""{"ok":null}""", session.Handle """{"op":"try_acquire_by_hash","hash":-0}""")
     Assert.Equal("""{"ok":null}""", session.Handle """{"op":"try_acquire_by_hash","hash":"0009"}""")
-    Assert.Equal("""{"ok":{"protocol":1,"profiles":["lifo","lru","any"],"features":["state","hash","seq","device_faults","req"]}}""", session.Handle """{"op":"hello"}""")
+    Assert.Equal("""{"ok":{"protocol":1,"profiles":["lifo","lru","any"],"features":["state","hash","alloc","seq","device_faults","req"]}}""", session.Handle """{"op":"hello"}""")
 
 [<Fact>]
 let ``Run answers each non-blank line once, whatever ends it`` () =

@@ -1,0 +1,16 @@
+#!/usr/bin/env python3
+"""Runs a command and prints one JSON line: its exit code, wall seconds and peak RSS (KiB, the
+largest of it and the descendants it waited for), then its stdout and stderr excerpts. Used by
+the hostile-port tests to bound time and memory at a seam the checker does not control."""
+import json
+import resource
+import subprocess
+import sys
+import time
+
+start = time.monotonic()
+p = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, capture_output=True)
+wall = time.monotonic() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"rc": p.returncode, "wall_s": round(wall, 2), "peak_rss_kib": peak,
+                  "stdout": p.stdout.decode("utf-8", "replace")[-20000:], "stderr": p.stderr.decode("utf-8", "replace")[-5000:]}))
