@@ -84,13 +84,13 @@ class PrefixCache:
         return self.requests[q]
 
     def admit(self, q, prompt, salt):
-        check_id(q)
-        if q in self.requests:
-            raise invalid_state(f"request {q} is admitted already")
+        check_id(q)  # values first, then the state (docs/protocol.md, order of checks)
         if self.too_long(len(prompt)):
             raise invalid_argument(f"prompt of {len(prompt)} tokens is longer than a sequence holds")
         if not prompt:
             raise invalid_argument("a prompt has at least 1 token, not 0")
+        if q in self.requests:
+            raise invalid_state(f"request {q} is admitted already")
         bs, alloc, stats = self.block_size, self.alloc, self.stats
         reusable = (len(prompt) - 1) // bs  # at least one token is left to compute
         if BUG == "reuse-last-block":  # BUG reuse-last-block: the last token must be computed
@@ -164,7 +164,7 @@ class PrefixCache:
         length = len(r.tokens) + len(tokens)
         if self.too_long(length):
             raise invalid_argument(f"request of {length} tokens is longer than a sequence holds")
-        for i in range(len(r.hashes), min(length // bs, len(r.blocks))):  # the blocks it fills
+        for i in range(len(r.tokens) // bs, min(blocks_for_tokens(bs, length), len(r.blocks))):  # the partly filled block and those it fills
             b = r.blocks[i]
             reallocated = alloc.generation(b) != r.generations[i] and BUG != "lost-ignores-generation"
             if b not in alloc.refs or reallocated:  # BUG lost-ignores-generation: freed, or freed and re-allocated

@@ -17,7 +17,7 @@
 /// - finish q / preempt q: its blocks are freed last first; its sequence is reset.
 ///
 /// Misuse — an id out of range, a second admit, an unknown request, an empty prompt, a length
-/// past what a sequence holds, an append into a block another allocator user freed or re-allocated
+/// past what a sequence holds, an append into a request whose partly filled or next blocks another allocator user freed or re-allocated
 /// (RequestBlockLost) — is a Fault and changes nothing.
 module PagedKv.Spec.PrefixCache
 
@@ -111,10 +111,11 @@ let private recordedSalt (c: State) b = Map.tryFind b c.Records |> Option.map (f
 let private chunks (c: State) (tokens: uint32 list) = List.chunkBySize c.BlockSize tokens |> List.filter (fun t -> t.Length = c.BlockSize)
 
 let admit (q: int) (prompt: uint32 list) (salt: uint64) (alloc: Allocator.State, c: State) : Outcome<AdmitReply> * (Allocator.State * State) =
+    // Values first (the id, the prompt's length), then the state (docs/protocol.md, order of checks).
     if outOfRange q then Error(Fault(UnknownSequence q)), (alloc, c)
-    elif c.Requests.ContainsKey q then Error(Fault(SequenceExists q)), (alloc, c)
     elif tooLong c (int64 prompt.Length) then Error(Fault(LengthOutOfRange prompt.Length)), (alloc, c)
     elif prompt.IsEmpty then Error(Fault(LengthOutOfRange 0)), (alloc, c)
+    elif c.Requests.ContainsKey q then Error(Fault(SequenceExists q)), (alloc, c)
     else
         let reusable = (prompt.Length - 1) / c.BlockSize
         // The longest verified run of cached blocks: (blocks, hashes), and the stats of the lookups.
@@ -187,9 +188,10 @@ let append (q: int) (tokens: uint32 list) (alloc: Allocator.State, c: State) : O
     | None -> Error(Fault(UnknownSequence q)), (alloc, c)
     | Some r ->
         let length = int64 r.Tokens.Length + int64 tokens.Length
-        // The blocks this append fills must still be the request's own.
+        // Every block holding or receiving the request's tokens past its full blocks (the partly
+        // filled one it continues, and those it fills) must still be the request's own.
         let lost =
-            [ r.Hashes.Length .. int (min (length / int64 c.BlockSize) (int64 r.Seq.Blocks.Length)) - 1 ]
+            [ r.Tokens.Length / c.BlockSize .. min (Sequence.blocksForTokens c.BlockSize length) r.Seq.Blocks.Length - 1 ]
             |> List.tryFind (fun i ->
                 let b = r.Seq.Blocks[i]
                 Allocator.refCount alloc b = 0 || Allocator.generation alloc b <> r.Generations[i])

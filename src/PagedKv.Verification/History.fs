@@ -297,6 +297,19 @@ module History =
 
     let genWithRequests: Gen<History> = genWithRequestsOf genPolicy
 
+    /// Prefix-cache histories with sequences beside the cache: sequences 0–2 created after
+    /// prefix_new, and a sequence op after every third op (both draw on the one allocator).
+    let genWithRequestsAndSequencesOf (policy: Gen<Allocator.Policy>) : Gen<History> =
+        GenBuilder.gen {
+            let! h = genWithRequestsOf policy
+            let! shapes = Gen.listOfLength 3 genSeqShape
+            let! seqOps = Gen.listOfLength (h.Ops.Length / 3 + 1) genSeqOp
+            let prefixNew, rest = List.head h.Ops, List.tail h.Ops
+            let prologue = shapes |> List.mapi (fun q (bs, mb) -> GSeqNew(q, bs, mb))
+            let mixed = rest |> List.chunkBySize 3 |> List.mapi (fun i chunk -> chunk @ [ seqOps[i] ]) |> List.concat
+            return { h with Ops = prefixNew :: prologue @ mixed }
+        }
+
     let private shrinkInt (n: int) = seq { if n <> 0 then yield 0; if abs n > 1 then yield n / 2 }
 
     let private shrinkPick p =

@@ -431,11 +431,12 @@ and private runOn (x: Exchange) (port: PortProcess) (opts: Options) (h: History)
       Failure = x.Failure }
 
 /// The histories `check` generates for a profile: allocator and hashing ops, with sequence ops too
-/// when `seq`; prefix-cache histories when `req`.
+/// when `seq`; prefix-cache histories when `req` (with sequences beside the cache when both).
 let arbitrary (profile: Profile) (seq: bool) (req: bool) : FsCheck.Arbitrary<History> =
     let policy = FsCheck.FSharp.Gen.constant (Profile.policy profile)
     let gen =
-        if req then History.genWithRequestsOf policy
+        if req && seq then History.genWithRequestsAndSequencesOf policy
+        elif req then History.genWithRequestsOf policy
         elif seq then History.genWithSequencesOf policy
         else History.genFor (Profile.policy profile)
     FsCheck.FSharp.Arb.fromGenShrink (gen, History.shrink)

@@ -103,7 +103,7 @@ let prefixBugs =
 let shrunkBound bug = if bug = "lost-ignores-generation" then 14 else 10
 
 /// Runs check's campaign (PortCampaign, as `check` runs it) against `command`.
-let private campaign (command: string) (options: PortCheck.Options) (ops: int64) (seed: uint64) =
+let campaign (command: string) (options: PortCheck.Options) (ops: int64) (seed: uint64) =
     use p = new PortProcess(command)
     Assert.True((PortCheck.hello p options.TimeoutMs).IsOk)
     let mutable first = None
@@ -211,3 +211,26 @@ type Misbehaving() =
         let program = "import sys, json\nfor l in sys.stdin:\n r = json.loads(l)\n print(json.dumps({\"ok\": 0 if r[\"op\"] == \"allocate\" else None}), flush=True)"
         let r, _ = runAgainst (inline' program) { PortCheck.defaults with Profile = PortCheck.Any; StateEvery = 0 } (history [ GAllocate; GAllocate ])
         Assert.Contains("an illegal choice: block 0 is not a free block", r.Failure.Value.Reason)
+
+/// The reference's own `replay` (the CLI beside the tests) under check: every level that mixes
+/// op families passes, including sequences with profile any and sequences beside a prefix cache.
+type ReferenceReplay(output: ITestOutputHelper) =
+    let replay = sprintf "exec dotnet '%s' replay" (Path.Combine(AppContext.BaseDirectory, "PagedKv.Cli.dll"))
+
+    [<Fact>]
+    member _.``the reference's replay passes check with --seq --profile any, and with --seq --req``() =
+        let budget = int64 (5_000.0 * Settings.scale)
+        for options in
+            [ { PortCheck.defaults with Seq = true; Profile = PortCheck.Any }
+              { PortCheck.defaults with Seq = true; Req = true }
+              { PortCheck.defaults with Seq = true; Req = true; Profile = PortCheck.Lru } ] do
+            let r, _ = campaign replay options budget Settings.seed
+            output.WriteLine(sprintf "%A seq=%b req=%b: %d ops, events %A" options.Profile options.Seq options.Req r.Totals.Ops r.Totals.Events)
+            match r.Outcome with
+            | PortCampaign.Passed ->
+                Assert.True(r.Totals.Ops >= budget)
+                if options.Req then
+                    // Sequences and requests both ran in the same histories.
+                    Assert.True(r.Totals.Events |> Map.exists (fun k _ -> k.StartsWith "req-"), "no request op ran")
+                    Assert.True(r.Totals.Events |> Map.exists (fun k _ -> k.StartsWith "Seq" || k.StartsWith "seq-"), "no sequence op ran")
+            | other -> failwithf "%A seq=%b req=%b: %A" options.Profile options.Seq options.Req other

@@ -146,6 +146,25 @@ type PrefixContract() =
         c.Validate()
 
     [<Fact>]
+    member _.``an append into a partly filled block that another user freed and re-allocated is RequestBlockLost, though it does not fill it``() =
+        let a = BlockAllocator(8)
+        use c = new PrefixCache(a, acc (), 4, 4)
+        let prompt = [| 1u; 2u; 3u; 4u; 5u |]
+        Assert.True(c.Admit(0, ReadOnlySpan(prompt), 0UL).Admitted)
+        Assert.True(c.Append(0, ReadOnlySpan(prompt)).Appended) // block 0 full, block 1 holds one token
+        let partial = c.Sequence(0).Blocks[1]
+        a.Free(ReadOnlySpan([| partial |]))
+        let mutable taken = -1
+        Assert.True(a.TryAllocate(&taken)) // another user takes it back (unhashed, on top of the free list)
+        Assert.Equal(partial, taken)
+        let before = a.Snapshot()
+        let e = Assert.Throws<PagedKvException>(fun () -> c.Append(0, ReadOnlySpan([| 6u |])) |> ignore)
+        Assert.Equal(Fault.RequestBlockLost, e.Fault)
+        Assert.Equal(int64 partial, int64 e.Value)
+        Assert.Equal<int[]>(before.RefCounts, a.Snapshot().RefCounts)
+        Assert.Equal<uint>(prompt, c.Tokens 0)
+
+    [<Fact>]
     member _.``misuse is a typed error that changes nothing``() =
         let a = BlockAllocator(8)
         use c = new PrefixCache(a, acc (), 2, 2)
@@ -153,6 +172,8 @@ type PrefixContract() =
         let before = a.Snapshot()
         for f, expected in
             [ (fun () -> c.Admit(0, ReadOnlySpan([| 1u |]), 0UL) |> ignore), Fault.SequenceExists
+              // Values before state: an admitted id with an empty prompt is the prompt's fault.
+              (fun () -> c.Admit(0, ReadOnlySpan([||]), 0UL) |> ignore), Fault.LengthOutOfRange
               (fun () -> c.Admit(1, ReadOnlySpan([||]), 0UL) |> ignore), Fault.LengthOutOfRange
               (fun () -> c.Admit(1, ReadOnlySpan(Array.create 5 1u), 0UL) |> ignore), Fault.LengthOutOfRange
               (fun () -> c.Admit(-1, ReadOnlySpan([| 1u |]), 0UL) |> ignore), Fault.UnknownSequence

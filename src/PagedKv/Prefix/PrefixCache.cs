@@ -159,15 +159,16 @@ public sealed class PrefixCache : IDisposable
     /// <exception cref="DeviceFaultException">The device copy failed; nothing was taken.</exception>
     public AdmitResult Admit(int seq, ReadOnlySpan<uint> prompt, ulong salt)
     {
+        // Values first (the id, the prompt's length), then the state (docs/protocol.md, order of checks).
         CheckId(seq);
-        if (requests.ContainsKey(seq))
-        {
-            throw new PagedKvException(Fault.SequenceExists, seq, $"request {seq} is admitted already");
-        }
         CheckLength(prompt.Length, "prompt");
         if (prompt.Length == 0)
         {
             throw new PagedKvException(Fault.LengthOutOfRange, 0, "a prompt has at least 1 token, not 0");
+        }
+        if (requests.ContainsKey(seq))
+        {
+            throw new PagedKvException(Fault.SequenceExists, seq, $"request {seq} is admitted already");
         }
         int needed = PagedSeqState.BlocksForTokens(BlockSize, prompt.Length);
 
@@ -262,16 +263,18 @@ public sealed class PrefixCache : IDisposable
     /// holds that hash: the first writer keeps it).</summary>
     /// <exception cref="PagedKvException"><see cref="Fault.UnknownSequence"/>;
     /// <see cref="Fault.LengthOutOfRange"/> when the request would pass what a sequence holds;
-    /// <see cref="Fault.RequestBlockLost"/> when a block it would fill was freed or re-allocated by
-    /// another user of the allocator.</exception>
+    /// <see cref="Fault.RequestBlockLost"/> when its partly filled block, or a block it would fill,
+    /// was freed or re-allocated by another user of the allocator.</exception>
     /// <exception cref="DeviceFaultException">The device copy failed; nothing changed.</exception>
     public AppendResult Append(int seq, ReadOnlySpan<uint> tokens)
     {
         var request = Get(seq);
         long length = (long)request.Tokens.Count + tokens.Length;
         CheckLength(length, "request");
-        // The blocks this append fills must still be the request's own.
-        for (int i = request.Hashes.Count; i < Math.Min(length / BlockSize, request.Seq.Blocks.Count); i++)
+        // Every block holding or receiving the request's tokens past its full blocks (the partly
+        // filled one it continues, and those it fills) must still be the request's own.
+        int written = Math.Min(PagedSeqState.BlocksForTokens(BlockSize, length), request.Seq.Blocks.Count);
+        for (int i = request.Tokens.Count / BlockSize; i < written; i++)
         {
             int block = request.Seq.Blocks[i];
             if (allocator.RefCount(block) == 0 || allocator.Generation(block) != request.Generations[i])
