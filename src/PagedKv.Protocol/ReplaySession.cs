@@ -80,13 +80,15 @@ public sealed partial class ReplaySession
             {
                 throw new BadRequestException($"unknown op '{request.Op}'");
             }
-            arming = request.Op == "fail_next_copy";
             request.Bind(handler.Fields);
             if (handler.NeedsAllocator)
             {
                 _ = Allocator;
             }
             var ok = handler.Run(request);
+            // Only a fail_next_copy that was accepted leaves its arm for the next request; a
+            // rejected one disarms like any other request.
+            arming = request.Op == "fail_next_copy";
             return Write(w =>
             {
                 w.WritePropertyName("ok");

@@ -56,17 +56,17 @@ let PeakRssBoundMiB = 300.0
 
 let private cases =
     [ { Mode = "exit"; N = 20; Arg = None; Rc = 1; Says = "the port exited (code 3) before replying"; WithinS = 30.0 }
-      { Mode = "no-read"; N = 20; Arg = None; Rc = 1; Says = "no reply within 500 ms"; WithinS = 30.0 }
-      { Mode = "silent"; N = 20; Arg = None; Rc = 1; Says = "no reply within 500 ms"; WithinS = 30.0 }
-      { Mode = "trickle"; N = 20; Arg = None; Rc = 1; Says = "no reply within 500 ms"; WithinS = 30.0 }
+      { Mode = "no-read"; N = 20; Arg = None; Rc = 1; Says = "no reply within 1500 ms"; WithinS = 30.0 }
+      { Mode = "silent"; N = 20; Arg = None; Rc = 1; Says = "no reply within 1500 ms"; WithinS = 30.0 }
+      { Mode = "trickle"; N = 20; Arg = None; Rc = 1; Says = "no reply within 1500 ms"; WithinS = 30.0 }
       { Mode = "endless"; N = 20; Arg = None; Rc = 1; Says = "DIVERGENCE"; WithinS = 30.0 }
-      { Mode = "huge"; N = 20; Arg = Some "30000000"; Rc = 1; Says = "past the limit of 1048576 bytes"; WithinS = 30.0 }
+      { Mode = "huge"; N = 20; Arg = Some "4000000"; Rc = 1; Says = "past the limit of 1048576 bytes"; WithinS = 30.0 }
       { Mode = "stderr-flood"; N = 20; Arg = Some "200000000"; Rc = 0; Says = "OK: no divergence"; WithinS = 30.0 }
       { Mode = "duplicate"; N = 20; Arg = None; Rc = 1; Says = "an unrequested line after"; WithinS = 30.0 }
       { Mode = "child"; N = 20; Arg = Some("marker-" + string (Guid.NewGuid())); Rc = 1; Says = "holds its stdout open"; WithinS = 30.0 }
       { Mode = "nan"; N = 20; Arg = None; Rc = 1; Says = "the reply is not protocol JSON"; WithinS = 30.0 }
       { Mode = "empty"; N = 20; Arg = None; Rc = 1; Says = "the reply is not protocol JSON"; WithinS = 30.0 }
-      { Mode = "no-newline"; N = 20; Arg = None; Rc = 1; Says = "no reply within 500 ms"; WithinS = 30.0 }
+      { Mode = "no-newline"; N = 20; Arg = None; Rc = 1; Says = "no reply within 1500 ms"; WithinS = 30.0 }
       { Mode = "wrong"; N = 300; Arg = None; Rc = 1; Says = "depends on the port's earlier lifetime"; WithinS = 30.0 }
       { Mode = "hello-malformed"; N = 1; Arg = None; Rc = 2; Says = "its hello has no protocol"; WithinS = 15.0 }
       { Mode = "hello-protocol"; N = 1; Arg = Some "2"; Rc = 2; Says = "it speaks protocol 2; check speaks protocol 1"; WithinS = 15.0 }
@@ -92,7 +92,7 @@ type Hostile(output: ITestOutputHelper) =
             |> List.map (fun (i, c) ->
                 Task.Run(fun () ->
                     let repro = Path.Combine(dir, sprintf "repro-%d.jsonl" i)
-                    c, runCli [ "check"; "--impl"; portCommand c; "--ops"; "4000"; "--seed"; string (Settings.seed + uint64 i); "--timeout-ms"; "500"; "--shrink-timeout"; "3"; "--repro"; repro ]))
+                    c, runCli [ "check"; "--impl"; portCommand c; "--ops"; "4000"; "--seed"; string (Settings.seed + uint64 i); "--timeout-ms"; "1500"; "--shrink-timeout"; "3"; "--repro"; repro ]))
             |> Array.ofList
         Task.WaitAll(results |> Array.map (fun t -> t :> Task))
         output.WriteLine "| case | exit | wall s | peak RSS MiB |"

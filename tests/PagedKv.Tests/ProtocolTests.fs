@@ -242,3 +242,20 @@ let ``replay reads lines and writes one response per non-blank line`` () =
     (new ReplaySession()).Run(input, output)
     let lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
     Assert.Equal<string[]>([| """{"ok":null}"""; """{"ok":0}"""; """{"err":"resource_exhausted","msg":"paged KV pool exhausted (capacity=1 blocks, all in use)"}""" |], lines)
+
+[<Fact>]
+let ``on-device: a rejected fail_next_copy disarms an earlier one; an accepted one arms the next request only`` () =
+    use session = new ReplaySession()
+    let kind (line: string) =
+        let r = node (session.Handle line)
+        match r["err"] with
+        | null -> "ok"
+        | e -> e.GetValue<string>()
+    Assert.Equal("ok", kind """{"op":"new","capacity":8}""")
+    Assert.Equal("ok", kind """{"op":"seq_new","seq":0,"block_size":2,"max_blocks":4}""")
+    Assert.Equal("ok", kind """{"op":"fail_next_copy","copy":0}""")
+    Assert.Equal("invalid_argument", kind """{"op":"fail_next_copy","copy":-1}""")
+    Assert.Equal("ok", kind """{"op":"seq_ensure_capacity","seq":0,"target_len":2}""") // no arm left
+    Assert.Equal("ok", kind """{"op":"fail_next_copy","copy":0}""")
+    Assert.Equal("device_error", kind """{"op":"seq_ensure_capacity","seq":0,"target_len":4}""")
+    Assert.Equal("ok", kind """{"op":"seq_ensure_capacity","seq":0,"target_len":4}""") // the arm was used up
