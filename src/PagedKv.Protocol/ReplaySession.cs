@@ -134,16 +134,30 @@ public sealed partial class ReplaySession
     }
 
     /// <summary>Runs every line of <paramref name="input"/>, writing one response line each
-    /// (blank lines are skipped); flushes after each line.</summary>
-    public void Run(TextReader input, TextWriter output)
+    /// (blank lines are skipped); flushes after each line. A line past
+    /// <see cref="ProtocolLimits.MaxRequestLineChars"/> is answered bad_request and skipped
+    /// without being held; the session goes on.</summary>
+    public void Run(TextReader input, TextWriter output) => Run(input, output, ProtocolLimits.MaxRequestLineChars);
+
+    /// <summary><see cref="Run(TextReader, TextWriter)"/> with another line limit.</summary>
+    public void Run(TextReader input, TextWriter output, int maxLineChars)
     {
-        while (input.ReadLine() is string line)
+        var lines = new BoundedLineReader(input, maxLineChars);
+        while (lines.TryRead(out string? line, out long length))
         {
-            if (line.Trim().Length == 0)
+            if (line is null)
+            {
+                output.WriteLine(Error("bad_request",
+                    $"a request line of {length} characters is past the limit of {maxLineChars} (ProtocolLimits.MaxRequestLineChars); skipped"));
+            }
+            else if (line.Trim().Length == 0)
             {
                 continue;
             }
-            output.WriteLine(Handle(line));
+            else
+            {
+                output.WriteLine(Handle(line));
+            }
             output.Flush();
         }
     }

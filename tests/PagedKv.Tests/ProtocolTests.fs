@@ -259,3 +259,18 @@ let ``on-device: a rejected fail_next_copy disarms an earlier one; an accepted o
     Assert.Equal("ok", kind """{"op":"fail_next_copy","copy":0}""")
     Assert.Equal("device_error", kind """{"op":"seq_ensure_capacity","seq":0,"target_len":4}""")
     Assert.Equal("ok", kind """{"op":"seq_ensure_capacity","seq":0,"target_len":4}""") // the arm was used up
+
+[<Fact>]
+let ``replay answers a line past the limit bad_request without holding it, and goes on`` () =
+    let limit = 100
+    let overlong = String('x', 10 * limit + 7) // no JSON at all: never parsed
+    let input = new StringReader(sprintf "{\"op\":\"new\",\"capacity\":2}\n%s\n{\"op\":\"allocate\"}\r\n%s" overlong overlong)
+    let output = new StringWriter()
+    (new ReplaySession()).Run(input, output, limit)
+    let lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries) |> Array.map (fun l -> l.TrimEnd '\r')
+    Assert.Equal(4, lines.Length)
+    Assert.Equal("""{"ok":null}""", lines[0])
+    Assert.Equal("""{"err":"bad_request","msg":"a request line of 1007 characters is past the limit of 100 (ProtocolLimits.MaxRequestLineChars); skipped"}""", lines[1])
+    Assert.Equal("""{"ok":0}""", lines[2]) // the session went on; a \r\n line reads as its request
+    Assert.StartsWith("""{"err":"bad_request","msg":"a request line of 1007""", lines[3]) // a last line without a newline too
+    Assert.Equal(1 <<< 26, ProtocolLimits.MaxRequestLineChars)
