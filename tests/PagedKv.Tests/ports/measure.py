@@ -8,9 +8,14 @@ import subprocess
 import sys
 import time
 
+def cut(data):  # the start (where a report states its verdict) and the end of an output
+    text = data.decode("utf-8", "replace")
+    return text if len(text) <= 60000 else text[:50000] + "\n…\n" + text[-10000:]
+
+
 start = time.monotonic()
 p = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, capture_output=True)
 wall = time.monotonic() - start
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(json.dumps({"rc": p.returncode, "wall_s": round(wall, 2), "peak_rss_kib": peak,
-                  "stdout": p.stdout.decode("utf-8", "replace")[-20000:], "stderr": p.stderr.decode("utf-8", "replace")[-5000:]}))
+                  "stdout": cut(p.stdout), "stderr": cut(p.stderr)}))
