@@ -22,9 +22,12 @@ public sealed class BoundedLineReader(TextReader input, int limit)
     private readonly char[] buffer = new char[65536];
     private int start;
     private int end;
+    // The last line ended at a '\r': a '\n' right after it belongs to that line end.
+    private bool afterCarriageReturn;
 
-    /// <summary>The next line (without its newline, a trailing '\r' dropped); null text when it
-    /// was past the limit, with <paramref name="length"/> its length. False at the end of input.</summary>
+    /// <summary>The next line, ended as <see cref="TextReader.ReadLine"/> ends one ("\n", "\r" or
+    /// "\r\n"); null text when it was past the limit, with <paramref name="length"/> its length.
+    /// False at the end of input.</summary>
     public bool TryRead(out string? line, out long length)
     {
         var held = new StringBuilder();
@@ -32,20 +35,24 @@ public sealed class BoundedLineReader(TextReader input, int limit)
         bool any = false;
         while (true)
         {
-            if (start == end)
+            if (start == end && !Fill())
             {
-                start = 0;
-                end = Math.Max(0, input.Read(buffer, 0, buffer.Length));
-                if (end == 0)
+                line = length > limit ? null : held.ToString();
+                return any;
+            }
+            if (afterCarriageReturn)
+            {
+                afterCarriageReturn = false;
+                if (buffer[start] == '\n')
                 {
-                    line = length > limit ? null : Trimmed(held);
-                    return any;
+                    start++;
+                    continue;
                 }
             }
             any = true;
-            int newline = Array.IndexOf(buffer, '\n', start, end - start);
-            int stop = newline < 0 ? end : newline;
-            int take = stop - start;
+            int found = buffer.AsSpan(start, end - start).IndexOfAny('\n', '\r');
+            int stop = found < 0 ? -1 : start + found;
+            int take = (stop < 0 ? end : stop) - start;
             if (length + take <= limit)
             {
                 held.Append(buffer, start, take);
@@ -55,15 +62,22 @@ public sealed class BoundedLineReader(TextReader input, int limit)
                 held.Clear(); // past the limit: count the rest, hold nothing
             }
             length += take;
-            start = newline < 0 ? end : newline + 1;
-            if (newline >= 0)
+            if (stop < 0)
             {
-                line = length > limit ? null : Trimmed(held);
-                return true;
+                start = end;
+                continue;
             }
+            afterCarriageReturn = buffer[stop] == '\r';
+            start = stop + 1;
+            line = length > limit ? null : held.ToString();
+            return true;
         }
     }
 
-    private static string Trimmed(StringBuilder held) =>
-        held.Length > 0 && held[^1] == '\r' ? held.ToString(0, held.Length - 1) : held.ToString();
+    private bool Fill()
+    {
+        start = 0;
+        end = Math.Max(0, input.Read(buffer, 0, buffer.Length));
+        return end > 0;
+    }
 }

@@ -221,9 +221,11 @@ type ReferenceReplay(output: ITestOutputHelper) =
     member _.``the reference's replay passes check with --seq --profile any, and with --seq --req``() =
         let budget = int64 (5_000.0 * Settings.scale)
         for options in
-            [ { PortCheck.defaults with Seq = true; Profile = PortCheck.Any }
-              { PortCheck.defaults with Seq = true; Req = true }
-              { PortCheck.defaults with Seq = true; Req = true; Profile = PortCheck.Lru } ] do
+            // The CLI beside the tests is a Debug build (invariants asserted after every mutation):
+            // a bulk acquire to the ref-count limit can take seconds on a loaded machine.
+            [ { PortCheck.defaults with Seq = true; Profile = PortCheck.Any; TimeoutMs = 60_000 }
+              { PortCheck.defaults with Seq = true; Req = true; TimeoutMs = 60_000 }
+              { PortCheck.defaults with Seq = true; Req = true; Profile = PortCheck.Lru; TimeoutMs = 60_000 } ] do
             let r, _ = campaign replay options budget Settings.seed
             output.WriteLine(sprintf "%A seq=%b req=%b: %d ops, events %A" options.Profile options.Seq options.Req r.Totals.Ops r.Totals.Events)
             match r.Outcome with

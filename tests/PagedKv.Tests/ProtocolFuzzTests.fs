@@ -160,3 +160,31 @@ let ``Run answers each non-blank line once, whatever ends it`` () =
     Assert.StartsWith("""{"err":"resource_exhausted""", lines[2])
     Assert.StartsWith("""{"err":"bad_request""", lines[3])
     Assert.Equal("""{"ok":0}""", lines[4])
+
+/// A reader that hands out one character per Read, so that every line end falls on a buffer edge.
+type private Trickling(text: string) =
+    inherit IO.TextReader()
+    let mutable i = 0
+    override _.Read(buffer: char[], index: int, count: int) =
+        if i >= text.Length || count = 0 then 0
+        else
+            buffer[index] <- text[i]
+            i <- i + 1
+            1
+
+[<Settings.ScaledProperty(300)>]
+let ``the bounded line reader splits lines exactly as ReadLine does, at any buffer edge`` (parts: (bool * int) list) =
+    let text = String.Join("", parts |> List.map (fun (cr, n) -> String('a', abs n % 4) + (if cr then "\r" else "\n") + (if n % 3 = 0 then "\n" else "")))
+    let expected =
+        let r = new IO.StringReader(text)
+        [ let mutable l = r.ReadLine()
+          while not (isNull l) do
+              yield l
+              l <- r.ReadLine() ]
+    let read (reader: IO.TextReader) =
+        let b = PagedKv.Protocol.BoundedLineReader(reader, 1000)
+        [ let mutable line = null
+          let mutable length = 0L
+          while b.TryRead(&line, &length) do
+              yield line ]
+    read (new IO.StringReader(text)) = expected && read (new Trickling(text)) = expected
