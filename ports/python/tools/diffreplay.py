@@ -32,20 +32,8 @@ REFERENCE = "dotnet src/PagedKv.Cli/bin/Release/net10.0/PagedKv.Cli.dll replay"
 PORT_ONLY = {"seq_new", "seq_state", "fail_next_copy"}
 
 
-def same(a, b):
-    if type(a) is not type(b):
-        return False
-    if type(a) is list:
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if type(a) is dict:
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return a == b
-
-
-def agree(ref, port):
-    if "ok" in ref:
-        return port.keys() == {"ok"} and same(ref["ok"], port["ok"])
-    return port.keys() == {"err", "msg"} and port["err"] == ref["err"]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from selfcheck import agrees as agree  # noqa: E402  (one JSON comparison for both drivers)
 
 
 class Proc:
