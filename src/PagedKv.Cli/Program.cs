@@ -18,7 +18,7 @@ var replay = new Command("replay", "Replay protocol: one JSON op per line on std
 replay.SetAction(_ =>
 {
     using var session = new ReplaySession();
-    session.Run(Console.In, Console.Out);
+    session.Run(new StreamTextReader(Console.OpenStandardInput()), Console.Out);
     return 0;
 });
 

@@ -81,3 +81,33 @@ public sealed class BoundedLineReader(TextReader input, int limit)
         return end > 0;
     }
 }
+
+/// <summary>UTF-8 text over a byte stream whose Read returns what one read of the stream gave.
+/// (A StreamReader may wait for more bytes when a read fills its buffer exactly, holding back
+/// complete lines a pipelined client waits to have answered.)</summary>
+public sealed class StreamTextReader(Stream stream) : TextReader
+{
+    private readonly Decoder decoder = new UTF8Encoding(false).GetDecoder();
+    private byte[] bytes = new byte[65536];
+
+    public override int Read(char[] buffer, int index, int count)
+    {
+        if (count == 0)
+        {
+            return 0;
+        }
+        if (bytes.Length > count)
+        {
+            bytes = new byte[count]; // n bytes decode to at most n characters
+        }
+        while (true)
+        {
+            int n = stream.Read(bytes, 0, Math.Min(count, bytes.Length));
+            int chars = decoder.GetChars(bytes, 0, n, buffer, index, flush: n == 0);
+            if (chars > 0 || n == 0)
+            {
+                return chars;
+            }
+        }
+    }
+}
